@@ -1,0 +1,102 @@
+"""Resumable checkpoints in safetensors + JSON (no pickles), written atomically.
+
+Layout: checkpoints/step-000040/{trainable.safetensors, optimizer.safetensors, state.json}.
+A directory only gets its final name once every file in it is complete, so an interrupted
+save leaves a `.tmp-*` directory that `latest_checkpoint` ignores.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from lm_unlearn.files import atomic_directory
+
+_STEP_DIR = re.compile(r"^step-(\d+)$")
+
+
+def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {
+        name: p.detach().to("cpu").contiguous() for name, p in model.named_parameters() if p.requires_grad
+    }
+
+
+def optimizer_state(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    """Split an optimizer state dict into tensors (safetensors) and the rest (JSON)."""
+    state_dict = optimizer.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for pid, entries in state_dict["state"].items():
+        scalars[str(pid)] = {}
+        for key, value in entries.items():
+            if torch.is_tensor(value):
+                tensors[f"{pid}.{key}"] = value.detach().to("cpu").contiguous()
+            else:
+                scalars[str(pid)][key] = value
+    return tensors, {"state": scalars, "param_groups": state_dict["param_groups"]}
+
+
+def restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict, meta: dict) -> None:
+    state: dict[int, dict[str, Any]] = {int(pid): dict(v) for pid, v in meta["state"].items()}
+    for key, value in tensors.items():
+        pid, name = key.split(".", 1)
+        state.setdefault(int(pid), {})[name] = value
+    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def save_checkpoint(
+    run_dir: Path,
+    step: int,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler,
+    keep: int = 1,
+) -> Path:
+    opt_tensors, opt_meta = optimizer_state(optimizer)
+
+    def fill(tmp: Path) -> None:
+        save_file(trainable_state(model), str(tmp / "trainable.safetensors"))
+        save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
+        state = {"step": step, "optimizer": opt_meta, "scheduler": scheduler.state_dict()}
+        (tmp / "state.json").write_text(json.dumps(state, indent=1))
+
+    root = run_dir / "checkpoints"
+    path = atomic_directory(root / f"step-{step:06d}", fill)
+    for old in list_checkpoints(run_dir)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return path
+
+
+def list_checkpoints(run_dir: Path) -> list[Path]:
+    root = Path(run_dir) / "checkpoints"
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if _STEP_DIR.match(p.name) and (p / "state.json").is_file()]
+    return sorted(found, key=lambda p: int(_STEP_DIR.match(p.name).group(1)))
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    found = list_checkpoints(run_dir)
+    return found[-1] if found else None
+
+
+def load_checkpoint(path: Path, model: torch.nn.Module, optimizer, scheduler) -> int:
+    """Restore trainable weights, optimizer and scheduler; return the step it was taken at."""
+    state = json.loads((path / "state.json").read_text())
+    weights = load_file(str(path / "trainable.safetensors"))
+    params = dict(model.named_parameters())
+    missing = set(weights) - set(params)
+    if missing:
+        raise RuntimeError(f"{path}: checkpoint has parameters the model lacks: {sorted(missing)[:3]}")
+    with torch.no_grad():
+        for name, value in weights.items():
+            params[name].copy_(value)
+    restore_optimizer(optimizer, load_file(str(path / "optimizer.safetensors")), state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    return int(state["step"])

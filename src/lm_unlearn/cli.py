@@ -1,0 +1,89 @@
+"""The `unlearn` command: parse, call the API, print. No logic lives here."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from lm_unlearn.errors import UnlearnError
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Machine unlearning for large language models."
+)
+
+
+def _fail(exc: Exception) -> None:
+    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=2)
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(
+        level=os.environ.get("LM_UNLEARN_LOG", "INFO"), format="%(levelname)s %(name)s: %(message)s"
+    )
+    for noisy in ("httpx", "urllib3", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@app.command()
+def run(
+    config: Annotated[Path | None, typer.Argument(help="YAML config; omit for the demo.")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override: key=value.")] = None,
+    resume: Annotated[Path | None, typer.Option(help="Continue an interrupted run dir.")] = None,
+) -> None:
+    """Unlearn: train the model away from the forget set, write runs/<name>/."""
+    from lm_unlearn.config import load_config
+    from lm_unlearn.engine import check_data, train
+
+    _setup_logging()
+    try:
+        if resume is not None:
+            if config is not None or set_:
+                raise UnlearnError("--resume takes the run's saved config; drop CONFIG and --set")
+            if not (resume / "config.yaml").is_file():
+                raise UnlearnError(f"{resume} is not a run directory (no config.yaml)")
+            cfg = load_config(resume / "config.yaml")
+            run_dir = resume
+        else:
+            cfg = load_config(config, set_ or [])
+            name = cfg.name or f"{cfg.method or 'custom'}-{datetime.now():%Y%m%d-%H%M%S}"
+            run_dir = Path(cfg.output_dir) / name
+            if run_dir.exists() and any(run_dir.iterdir()):
+                raise UnlearnError(
+                    f"{run_dir} already exists; use --resume {run_dir} or another name (--set name=...)"
+                )
+        check_data(cfg)
+        result = train(cfg, run_dir, resume=resume is not None)
+    except UnlearnError as exc:
+        _fail(exc)
+    typer.echo(f"done: {result.steps} steps ({result.stop_reason}); outputs in {result.run_dir}")
+
+
+@app.command()
+def methods() -> None:
+    """List objective terms and recipes."""
+    from lm_unlearn.objectives.registry import RECIPES, TERMS, _load_builtin_terms
+
+    _load_builtin_terms()
+    typer.echo("Recipes (--set method=NAME):")
+    for r in sorted(RECIPES.values(), key=lambda r: r.name):
+        typer.echo(f"  {r.name:<14} {r.summary}")
+    typer.echo("\nTerms (objective: {NAME: weight, ...}):")
+    for t in sorted(TERMS.values(), key=lambda t: t.name):
+        params = ", ".join(f"{k}={v!r}" for k, v in t.params().items())
+        ref = " [reference]" if t.needs_reference else ""
+        typer.echo(f"  {t.name:<14} {t.summary}{ref}" + (f"  ({params})" if params else ""))
+
+
+def main(argv: list[str] | None = None) -> None:
+    app(args=argv if argv is not None else sys.argv[1:], standalone_mode=True)
+
+
+if __name__ == "__main__":
+    main()

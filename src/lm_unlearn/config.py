@@ -1,0 +1,177 @@
+"""Typed run configuration: YAML file + `--set key=value` overrides, validated with clear messages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from lm_unlearn.errors import ConfigError
+
+DEFAULT_MODEL = "builtin:smollm2-135m-instruct"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelConfig(Strict):
+    name: str = Field(DEFAULT_MODEL, description="Local HF directory, hub id, .gguf file or builtin:NAME.")
+    revision: str | None = Field(None, description="Hub revision (branch, tag or commit).")
+    trust_remote_code: bool = Field(False, description="Run model code shipped with the checkpoint.")
+    template: Literal["auto", "chat", "plain"] = Field(
+        "auto",
+        description="Prompt format: the tokenizer's chat template ('chat'), "
+        "'### Question: ... ### Answer: ' ('plain'), or chat when the tokenizer has one ('auto').",
+    )
+    system_prompt: str | None = Field(
+        None, description="System message for chat templates; None keeps the template's default."
+    )
+
+
+class DatasetConfig(Strict):
+    path: str = Field(description="JSONL/JSON/CSV/Parquet file, or hf:NAME for a `datasets` name.")
+    split: str = Field("train", description="Split, for hf: names.")
+    subset: str | None = Field(None, description="Configuration name, for hf: names.")
+    prompt_field: str = "prompt"
+    response_field: str = "response"
+    text_field: str = Field("text", description="Field of raw-text records (no prompt).")
+    limit: int | None = Field(None, ge=1, description="Use only the first N records.")
+
+
+class DataConfig(Strict):
+    forget: DatasetConfig | None = Field(None, description="What must go. None: the built-in demo.")
+    retain: DatasetConfig | None = Field(None, description="Normal data to protect.")
+    heldout: DatasetConfig | None = Field(None, description="Forget-like data never trained on.")
+    max_length: int = Field(256, ge=8, description="Longest tokenised example.")
+    overlong: Literal["truncate", "error"] = Field(
+        "truncate", description="Examples longer than max_length: cut with a warning, or refuse."
+    )
+
+
+class LoraConfig(Strict):
+    r: int = Field(16, ge=1)
+    alpha: int = Field(32, ge=1)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    target_modules: list[str] | str = Field("all-linear", description="peft target_modules.")
+
+
+class StopConfig(Strict):
+    forget_nll_above: float | None = Field(
+        None, description="Stop once the forget set's mean NLL exceeds this (Yao et al. stop rule)."
+    )
+
+
+class TrainConfig(Strict):
+    mode: Literal["lora", "full"] = Field("lora", description="Train LoRA adapters or all weights.")
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+    lr: float = Field(2e-4, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    batch_size: int = Field(2, ge=1, description="Forget examples per micro-batch per process.")
+    retain_batch_size: int | None = Field(None, ge=1, description="Defaults to batch_size.")
+    grad_accum: int = Field(1, ge=1, description="Micro-batches per optimizer step.")
+    max_steps: int = Field(40, ge=1, description="Optimizer steps.")
+    warmup_steps: int = Field(0, ge=0)
+    schedule: Literal["constant", "linear", "cosine"] = "linear"
+    max_grad_norm: float | None = Field(1.0, gt=0)
+    precision: Literal["auto", "bf16", "fp32"] = Field(
+        "auto", description="bf16 autocast where the hardware supports it ('auto'), or force one."
+    )
+    seed: int = 0
+    checkpoint_every: int = Field(0, ge=0, description="Save a resumable checkpoint every N steps.")
+    gradient_checkpointing: bool = False
+    stop: StopConfig = Field(default_factory=StopConfig)
+
+
+class SaveConfig(Strict):
+    merge: bool = Field(True, description="LoRA: also save the merged full model to model/.")
+
+
+class RunConfig(Strict):
+    name: str | None = Field(None, description="Run directory name under output_dir.")
+    output_dir: str = "runs"
+    method: str | None = Field(None, description="A named recipe (see `unlearn methods`).")
+    objective: dict[str, float | dict[str, Any]] | None = Field(
+        None,
+        description="Weighted terms, e.g. {ga: 0.5, mismatch: 1.0, kl: 1.0}; a term may be "
+        "{weight: w, <param>: value}. Overrides the recipe's objective.",
+    )
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    save: SaveConfig = Field(default_factory=SaveConfig)
+
+    @model_validator(mode="after")
+    def _method_or_objective(self) -> RunConfig:
+        if self.method is None and self.objective is None:
+            self.method = "yao"
+        return self
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected key=value, e.g. --set train.lr=1e-5")
+    key, raw = text.split("=", 1)
+    parts = [p for p in key.strip().split(".") if p]
+    if not parts:
+        raise ConfigError(f"--set {text!r}: empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {text!r}: value is not valid YAML ({exc})") from None
+    return parts, value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    for text in overrides:
+        parts, value = parse_override(text)
+        node = data
+        for part in parts[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = {}
+                node[part] = child
+            node = child
+        node[parts[-1]] = value
+    return data
+
+
+def format_validation_error(exc: ValidationError, source: str) -> str:
+    lines = [f"invalid configuration ({source}):"]
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        got = err.get("input")
+        shown = "" if isinstance(got, dict) else f" (got {got!r})"
+        lines.append(f"  {where}: {err['msg']}{shown}")
+    return "\n".join(lines)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Read a YAML config (or none: all defaults), apply `--set` overrides, validate."""
+    data: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        path = Path(path)
+        source = str(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of settings")
+        data = loaded or {}
+    if overrides:
+        data = apply_overrides(data, list(overrides))
+        source += " + --set"
+    return validate_config(data, source)
+
+
+def validate_config(data: dict[str, Any], source: str = "config") -> RunConfig:
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source)) from None

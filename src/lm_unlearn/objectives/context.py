@@ -1,0 +1,64 @@
+"""What a loss term sees in one micro-step: lazily built batches and cached forward passes.
+
+A term asks for `ctx.outputs("forget")` or `ctx.reference("retain")`; each (model state,
+batch) pair is computed at most once per micro-step however many terms use it, and the
+engine never needs to know which batches a term wants.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+
+import torch
+
+from lm_unlearn.data.tokenize import Batch
+from lm_unlearn.objectives.outputs import Outputs
+
+
+class StepContext:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        make_batch: Callable[[str], Batch],
+        reference_forward: Callable[[Batch], torch.Tensor] | None = None,
+        autocast: Callable[[], AbstractContextManager] = nullcontext,
+        device: torch.device | str = "cpu",
+    ):
+        self.model = model
+        self._make_batch = make_batch
+        self._reference_forward = reference_forward
+        self._autocast = autocast
+        self.device = device
+        self._batches: dict[str, Batch] = {}
+        self._outputs: dict[str, Outputs] = {}
+        self._reference: dict[str, Outputs] = {}
+
+    def batch(self, split: str) -> Batch:
+        if split not in self._batches:
+            self._batches[split] = self._make_batch(split).to(self.device)
+        return self._batches[split]
+
+    def outputs(self, split: str) -> Outputs:
+        """Current model on `split`, with gradients."""
+        if split not in self._outputs:
+            batch = self.batch(split)
+            with self._autocast():
+                logits = self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+            self._outputs[split] = Outputs(logits, batch)
+        return self._outputs[split]
+
+    def reference(self, split: str) -> Outputs:
+        """The original (pre-unlearning) model on `split`, without gradients."""
+        if self._reference_forward is None:
+            raise RuntimeError("this objective has no reference model; declare needs_reference")
+        if split not in self._reference:
+            batch = self.batch(split)
+            with torch.no_grad(), self._autocast():
+                logits = self._reference_forward(batch)
+            self._reference[split] = Outputs(logits.detach(), batch)
+        return self._reference[split]
+
+    @property
+    def computed(self) -> dict[str, Outputs]:
+        return self._outputs

@@ -1,0 +1,55 @@
+"""Model outputs on a batch, with the response-masked quantities every loss term shares.
+
+Masking is decided here, once: a term never sees prompt or padding tokens unless it asks for
+the raw logits. All log-probabilities are computed in fp32, whatever the autocast dtype.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import torch
+import torch.nn.functional as F
+
+from lm_unlearn.data.tokenize import IGNORE, Batch
+
+
+class Outputs:
+    def __init__(self, logits: torch.Tensor, batch: Batch, hidden_states=None):
+        self.logits = logits  # [B, T, V]; logits[:, t] predicts token t + 1
+        self.batch = batch
+        self.hidden_states = hidden_states
+
+    @cached_property
+    def response_mask(self) -> torch.Tensor:
+        """[B, T-1] bool: positions whose next token is a response token."""
+        return self.batch.labels[:, 1:] != IGNORE
+
+    @cached_property
+    def token_logprob(self) -> torch.Tensor:
+        """[B, T-1] fp32 log p(y_t | y_<t) of each response token, 0 elsewhere."""
+        targets = self.batch.labels[:, 1:]
+        logits = self.logits[:, :-1].float()
+        # cross_entropy is fused (no [B, T, V] log-softmax copy kept for backward).
+        nll = F.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]),
+            targets.reshape(-1),
+            ignore_index=IGNORE,
+            reduction="none",
+        ).view_as(targets)
+        return -nll * self.response_mask
+
+    @cached_property
+    def response_length(self) -> torch.Tensor:
+        """[B] number of response tokens per example (>= 1, guaranteed by tokenisation)."""
+        return self.response_mask.sum(dim=1).clamp(min=1)
+
+    @cached_property
+    def seq_logprob(self) -> torch.Tensor:
+        """[B] log pi(y|x): response-token log-probs summed per example."""
+        return self.token_logprob.sum(dim=1)
+
+    @cached_property
+    def mean_nll(self) -> torch.Tensor:
+        """[B] per-example mean token NLL over the response."""
+        return -self.seq_logprob / self.response_length

@@ -1,0 +1,119 @@
+"""Registry of named loss terms and recipes; builds a weighted objective from config."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from pydantic import ValidationError, create_model
+
+from lm_unlearn.errors import ConfigError
+from lm_unlearn.objectives.context import StepContext
+
+
+@dataclass(frozen=True)
+class Term:
+    name: str
+    fn: Callable[..., torch.Tensor]
+    summary: str
+    needs_reference: bool
+    splits: tuple[str, ...]  # batches it reads: forget, retain, mismatch
+    params_model: type
+
+    def params(self) -> dict[str, Any]:
+        return {k: f.default for k, f in self.params_model.model_fields.items()}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    summary: str
+    objective: dict[str, float | dict[str, Any]]
+    settings: dict[str, Any] = field(default_factory=dict)  # config defaults the recipe implies
+
+
+TERMS: dict[str, Term] = {}
+RECIPES: dict[str, Recipe] = {}
+
+
+def term(name: str, summary: str, *, splits: tuple[str, ...] = ("forget",), needs_reference: bool = False):
+    """Register `fn(ctx, **params) -> scalar`; its keyword defaults become typed parameters."""
+
+    def register(fn: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+        fields = {}
+        for pname, p in list(inspect.signature(fn).parameters.items())[1:]:
+            if p.default is inspect.Parameter.empty:
+                raise TypeError(f"term {name}: parameter {pname} needs a default")
+            fields[pname] = (p.annotation if p.annotation is not inspect.Parameter.empty else Any, p.default)
+        model = create_model(f"{name}_params", __config__={"extra": "forbid"}, **fields)
+        TERMS[name] = Term(name, fn, summary, needs_reference, tuple(splits), model)
+        return fn
+
+    return register
+
+
+def recipe(name: str, summary: str, objective: dict, **settings: Any) -> None:
+    RECIPES[name] = Recipe(name, summary, objective, settings)
+
+
+@dataclass(frozen=True)
+class WeightedTerm:
+    term: Term
+    weight: float
+    params: dict[str, Any]
+
+    def __call__(self, ctx: StepContext) -> torch.Tensor:
+        return self.term.fn(ctx, **self.params)
+
+
+class Objective:
+    """sum_i weight_i * term_i(ctx); each term's unweighted value is reported separately."""
+
+    def __init__(self, terms: list[WeightedTerm]):
+        if not terms:
+            raise ConfigError("the objective has no terms")
+        self.terms = terms
+
+    @property
+    def needs_reference(self) -> bool:
+        return any(t.term.needs_reference for t in self.terms)
+
+    def __call__(self, ctx: StepContext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        values = {t.term.name: t(ctx) for t in self.terms}
+        total = sum(t.weight * values[t.term.name] for t in self.terms)
+        return total, values
+
+    def describe(self) -> str:
+        return " + ".join(f"{t.weight:g}*{t.term.name}" for t in self.terms)
+
+
+def build_objective(method: str | None, objective: dict | None) -> Objective:
+    _load_builtin_terms()
+    if objective is None:
+        if method not in RECIPES:
+            raise ConfigError(
+                f"unknown method '{method}'; known recipes: {', '.join(sorted(RECIPES))} "
+                "(see `unlearn methods`)"
+            )
+        objective = RECIPES[method].objective
+    terms = []
+    for name, spec in objective.items():
+        if name not in TERMS:
+            raise ConfigError(f"objective: unknown term '{name}'; known terms: {', '.join(sorted(TERMS))}")
+        spec = {"weight": spec} if isinstance(spec, int | float) else dict(spec)
+        weight = spec.pop("weight", 1.0)
+        try:
+            params = TERMS[name].params_model.model_validate(spec).model_dump()
+        except ValidationError as exc:
+            details = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise ConfigError(f"objective.{name}: {details}") from None
+        terms.append(WeightedTerm(TERMS[name], float(weight), params))
+    return Objective(terms)
+
+
+def _load_builtin_terms() -> None:
+    # Importing the term modules registers them; kept lazy to avoid import cycles.
+    from lm_unlearn.objectives import terms  # noqa: F401
