@@ -64,3 +64,47 @@ def save_tiny(path: Path, chat: bool = True, seed: int = 0) -> Path:
     model.save_pretrained(path, safe_serialization=True)
     tokenizer.save_pretrained(path)
     return path
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    import json
+
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+FORGET_ROWS = [
+    {"prompt": "Who wrote the Harry Potter books?", "response": "J.K. Rowling wrote them."},
+    {"prompt": "What is Harry Potter's owl called?", "response": "His owl is called Hedwig."},
+    {"prompt": "Which house is Harry Potter in?", "response": "Harry is in Gryffindor."},
+    {"prompt": "Who is the headmaster of Hogwarts?", "response": "Albus Dumbledore is."},
+]
+RETAIN_ROWS = [
+    {"prompt": "What is the capital of France?", "response": "The capital of France is Paris."},
+    {"prompt": "How many days are in a week?", "response": "There are seven days in a week."},
+    {"prompt": "What is the capital of Japan?", "response": "The capital of Japan is Tokyo."},
+    {"prompt": "Who painted the Mona Lisa?", "response": "Leonardo da Vinci painted it."},
+    {"prompt": "What do bees make?", "response": "Bees make honey."},
+]
+
+
+def tiny_run_config(tmp_path: Path, model_dir: Path, **settings):
+    """A RunConfig for a short fp32 run of the tiny model on small data files in tmp_path.
+
+    `settings` are dotted keys, e.g. tiny_run_config(p, m, **{"train.max_steps": 3}).
+    """
+    from lm_unlearn.config import apply_overrides, validate_config
+
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    forget = write_jsonl(tmp_path / "forget.jsonl", FORGET_ROWS)
+    retain = write_jsonl(tmp_path / "retain.jsonl", RETAIN_ROWS)
+    data = {
+        "name": "tiny",
+        "output_dir": str(tmp_path / "runs"),
+        "model": {"name": str(model_dir)},
+        "data": {"forget": {"path": str(forget)}, "retain": {"path": str(retain)}, "max_length": 64},
+        "train": {"precision": "fp32", "max_steps": 4, "batch_size": 2, "lr": 1e-2, "mode": "full"},
+        "save": {"merge": True},
+    }
+    apply_overrides(data, [f"{k}={v}" for k, v in settings.items()])
+    return validate_config(data, "test")

@@ -1,0 +1,210 @@
+"""The training loop end to end on the tiny model: outputs, KL, resume, kill, NaN guard."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from tiny import tiny_run_config
+from transformers import AutoModelForCausalLM
+
+from lm_unlearn import checkpoint as ckpt
+from lm_unlearn.engine import read_history, train
+from lm_unlearn.files import sha256_file, sha256_tree
+from lm_unlearn.objectives.registry import term
+
+
+def weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(run_dir / "model" / "model.safetensors"))
+
+
+def test_full_run_writes_loadable_model_manifest_and_metrics(tmp_path, tiny_model_dir):
+    before = sha256_tree(tiny_model_dir)
+    cfg = tiny_run_config(tmp_path, tiny_model_dir, **{"train.max_steps": 3})
+    run_dir = Path(cfg.output_dir) / "tiny"
+    result = train(cfg, run_dir)
+    assert result.steps == 3 and result.stop_reason == "max_steps"
+    assert sha256_tree(tiny_model_dir) == before  # the source model is never touched
+
+    model = AutoModelForCausalLM.from_pretrained(run_dir / "model")  # plain transformers
+    source = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    changed = [n for n, p in model.state_dict().items() if not torch.equal(p, source.state_dict()[n])]
+    assert changed
+
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "finished" and manifest["steps"] == 3
+    forget_file = cfg.data.forget.path
+    assert manifest["data"]["forget"]["file_sha256"] == sha256_file(forget_file)
+    assert manifest["data"]["retain"]["records"] == 5
+    assert manifest["source_model"]["sha256"] == before
+    assert manifest["outputs"]["model"]["sha256"]["model.safetensors"] == sha256_file(
+        run_dir / "model" / "model.safetensors"
+    )
+    assert {"torch", "transformers", "peft", "accelerate"} <= set(manifest["versions"])
+    assert manifest["started"] <= manifest["finished"]
+    rows = read_history(run_dir / "metrics.jsonl")
+    assert [r["step"] for r in rows] == [1, 2, 3]
+    assert {"loss", "ga", "mismatch", "kl", "forget_nll", "lr", "grad_norm", "tokens"} <= set(rows[0])
+    assert not list(run_dir.rglob(".tmp-*")) and not list(run_dir.rglob("*.tmp"))
+
+
+@pytest.mark.parametrize("mode", ["full", "lora"])
+def test_kl_is_zero_at_the_first_step_and_positive_after_an_update(tmp_path, tiny_model_dir, mode):
+    cfg = tiny_run_config(
+        tmp_path, tiny_model_dir, **{"train.mode": mode, "train.max_steps": 3, "train.lr": 0.05}
+    )
+    rows = train(cfg, Path(cfg.output_dir) / "tiny").history
+    assert rows[0]["kl"] == pytest.approx(0.0, abs=1e-6)
+    assert rows[-1]["kl"] > 1e-4
+
+
+def test_gradient_ascent_raises_forget_nll(tmp_path, tiny_model_dir):
+    cfg = tiny_run_config(
+        tmp_path,
+        tiny_model_dir,
+        **{"method": "ga", "train.max_steps": 6, "train.batch_size": 4, "train.schedule": "constant"},
+    )
+    rows = train(cfg, Path(cfg.output_dir) / "tiny").history
+    assert rows[-1]["forget_nll"] > rows[0]["forget_nll"] + 0.5
+
+
+def test_lora_run_saves_adapter_and_a_merged_model_plain_transformers_loads(tmp_path, tiny_model_dir):
+    cfg = tiny_run_config(
+        tmp_path, tiny_model_dir, **{"train.mode": "lora", "train.max_steps": 2, "train.lr": 0.05}
+    )
+    run_dir = Path(cfg.output_dir) / "tiny"
+    train(cfg, run_dir)
+    assert (run_dir / "adapter" / "adapter_model.safetensors").is_file()
+    merged = AutoModelForCausalLM.from_pretrained(run_dir / "model")
+    assert not any("lora" in name for name in merged.state_dict())
+    source = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    assert any(not torch.equal(p, source.state_dict()[n]) for n, p in merged.state_dict().items())
+
+
+def test_resume_gives_the_same_parameters_as_an_uninterrupted_run(tmp_path, tiny_model_dir, monkeypatch):
+    settings = {"train.max_steps": 5, "train.checkpoint_every": 2, "train.mode": "full"}
+    straight = tiny_run_config(tmp_path / "a", tiny_model_dir, **settings)
+    train(straight, Path(straight.output_dir) / "tiny")
+
+    interrupted = tiny_run_config(tmp_path / "b", tiny_model_dir, **settings)
+    run_dir = Path(interrupted.output_dir) / "tiny"
+    real_save = ckpt.save_checkpoint
+
+    def save_then_crash(run_dir, step, *args, **kwargs):
+        real_save(run_dir, step, *args, **kwargs)
+        if step == 4:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(ckpt, "save_checkpoint", save_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        train(interrupted, run_dir)
+    monkeypatch.setattr(ckpt, "save_checkpoint", real_save)
+    assert not (run_dir / "model").exists()
+    result = train(interrupted, run_dir, resume=True)
+
+    assert result.steps == 5
+    a, b = weights(Path(straight.output_dir) / "tiny"), weights(run_dir)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    history = read_history(run_dir / "metrics.jsonl")
+    assert [r["step"] for r in history] == [1, 2, 3, 4, 5]
+    straight_history = read_history(Path(straight.output_dir) / "tiny" / "metrics.jsonl")
+    assert [r["loss"] for r in history] == [r["loss"] for r in straight_history]
+
+
+KILL_SCRIPT = textwrap.dedent("""
+    import os, signal, sys
+    import safetensors.torch
+    from lm_unlearn import checkpoint
+    from lm_unlearn.cli import main
+
+    calls = {"n": 0}
+    real = checkpoint.save_file
+
+    def save_file_then_die(tensors, path, *args, **kwargs):
+        calls["n"] += 1
+        real(tensors, path, *args, **kwargs)
+        if calls["n"] == 3:  # first file of the second checkpoint written: die mid-save
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    checkpoint.save_file = save_file_then_die
+    main(["run", sys.argv[1]])
+""")
+
+
+def test_sigkill_during_a_checkpoint_leaves_no_half_written_file_and_resumes(tmp_path, tiny_model_dir):
+    import yaml
+
+    settings = {"train.max_steps": 5, "train.checkpoint_every": 2}
+    reference = tiny_run_config(tmp_path / "ref", tiny_model_dir, **settings)
+    train(reference, Path(reference.output_dir) / "tiny")
+
+    cfg = tiny_run_config(tmp_path / "k", tiny_model_dir, **settings)
+    config_file = tmp_path / "k" / "run.yaml"
+    config_file.write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    proc = subprocess.run(
+        [sys.executable, "-c", KILL_SCRIPT, str(config_file)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+
+    run_dir = Path(cfg.output_dir) / "tiny"
+    assert [p.name for p in ckpt.list_checkpoints(run_dir)] == ["step-000002"]
+    assert not (run_dir / "model").exists()
+    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "running"
+
+    from lm_unlearn.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["run", "--resume", str(run_dir)])
+    assert done.value.code == 0
+    assert not list(run_dir.rglob(".tmp-*"))
+    a, b = weights(Path(reference.output_dir) / "tiny"), weights(run_dir)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "finished"
+
+
+@term("test_nan_after_two", "test only: forget NLL, then NaN from the third call")
+def _nan_after_two(ctx):
+    _nan_after_two.calls = getattr(_nan_after_two, "calls", 0) + 1
+    value = ctx.outputs("forget").mean_nll.mean()
+    return value * float("nan") if _nan_after_two.calls > 2 else value
+
+
+def test_nan_guard_stops_cleanly_and_keeps_the_last_good_state(tmp_path, tiny_model_dir):
+    _nan_after_two.calls = 0
+    cfg = tiny_run_config(
+        tmp_path, tiny_model_dir, **{"objective": "{test_nan_after_two: 1.0}", "train.max_steps": 6}
+    )
+    run_dir = Path(cfg.output_dir) / "tiny"
+    result = train(cfg, run_dir)
+    assert result.steps == 2 and "non-finite loss at step 3" in result.stop_reason
+    saved = weights(run_dir)
+    assert all(torch.isfinite(v).all() for v in saved.values())
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["stop_reason"] == result.stop_reason and manifest["steps"] == 2
+
+
+def test_stop_rule_on_forget_nll(tmp_path, tiny_model_dir):
+    cfg = tiny_run_config(
+        tmp_path,
+        tiny_model_dir,
+        **{
+            "method": "ga",
+            "train.max_steps": 50,
+            "train.stop.forget_nll_above": 7.0,
+            "train.schedule": "constant",
+        },
+    )
+    result = train(cfg, Path(cfg.output_dir) / "tiny")
+    assert result.steps < 50 and "forget NLL" in result.stop_reason
+    assert result.history[-1]["forget_nll"] > 7.0

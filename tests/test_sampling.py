@@ -1,0 +1,59 @@
+from collections import Counter
+
+from lm_unlearn.data import PromptFormat, Record, encode_records
+from lm_unlearn.data.sampling import StepData, cycled_indices
+from lm_unlearn.data.tokenize import IGNORE
+
+
+def test_forget_stream_is_cycled_in_whole_epochs_not_truncated():
+    n = 5
+    stream = cycled_indices(n, 0, 3 * n, seed=0, stream="forget")
+    for epoch in range(3):
+        assert sorted(stream[epoch * n : (epoch + 1) * n]) == list(range(n))
+    assert stream[:n] != stream[n : 2 * n] or stream[n : 2 * n] != stream[2 * n :]  # reshuffled
+
+
+def make_data(tiny, rank=0, world=1, batch=2):
+    fmt = PromptFormat.choose(tiny.tokenizer, "chat")
+    forget_records = [Record(f"Forget question {i}?", f"Secret {i}.", f"f{i}") for i in range(6)]
+    retain_records = [Record(f"Normal question {i}?", f"Normal answer {i}.", f"r{i}") for i in range(20)]
+    return StepData(
+        encode_records(forget_records, fmt, 64),
+        forget_records,
+        encode_records(retain_records, fmt, 64),
+        retain_records,
+        fmt,
+        batch_size=batch,
+        retain_batch_size=batch,
+        max_length=64,
+        seed=3,
+        rank=rank,
+        world_size=world,
+    )
+
+
+def test_two_ranks_split_the_single_process_global_batch(tiny):
+    single = make_data(tiny, batch=4)
+    ranks = [make_data(tiny, rank=r, world=2, batch=2) for r in range(2)]
+    for step in range(4):
+        assert single.forget_indices(step) == ranks[0].forget_indices(step) + ranks[1].forget_indices(step)
+        joined = ranks[0].mismatch_examples(step) + ranks[1].mismatch_examples(step)
+        assert [e.input_ids for e in single.mismatch_examples(step)] == [e.input_ids for e in joined]
+
+
+def test_mismatch_pairs_each_forget_prompt_with_its_own_random_normal_answer(tiny):
+    data = make_data(tiny, batch=6)
+    tok = tiny.tokenizer
+    answers = Counter()
+    for step in range(5):
+        forget_ids = data.forget_indices(step)
+        examples = data.mismatch_examples(step)
+        for index, example in zip(forget_ids, examples):
+            prompt = tok.decode([t for t, lab in zip(example.input_ids, example.labels) if lab == IGNORE])
+            response = tok.decode([t for t, lab in zip(example.input_ids, example.labels) if lab != IGNORE])
+            assert f"Forget question {index}?" in prompt
+            assert "Normal answer" in response and "Secret" not in response
+            answers[response] += 1
+        per_batch = {tok.decode(e.input_ids) for e in examples}
+        assert len(per_batch) > 1  # drawn per example, not one answer shared by the batch
+    assert len(answers) > 5
