@@ -137,3 +137,15 @@ def test_collate_masks_padding_by_position_not_by_id(tiny):
     left = collate(examples, pad_id=pad, padding_side="left")
     assert left.attention_mask[0, -lengths[0] :].all() and not left.attention_mask[0, 0]
     assert torch.equal(left.input_ids[1], batch.input_ids[1])
+
+
+def test_datasets_name_path_loads_through_the_datasets_library(tmp_path):
+    # A user with a network passes a hub id; offline, the same code path loads a local folder.
+    folder = tmp_path / "my_dataset"
+    folder.mkdir()
+    write(folder / "train.jsonl", ROWS)
+    records = read_records(
+        DatasetConfig(path=f"hf:{folder}", split="train", prompt_field="q", response_field="a")
+    )
+    assert [r.prompt for r in records] == [r["q"] for r in ROWS]
+    assert records[1].source.endswith("record 1")

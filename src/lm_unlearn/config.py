@@ -45,6 +45,14 @@ class DataConfig(Strict):
     forget: DatasetConfig | None = Field(None, description="What must go. None: the built-in demo.")
     retain: DatasetConfig | None = Field(None, description="Normal data to protect.")
     heldout: DatasetConfig | None = Field(None, description="Forget-like data never trained on.")
+    requests: list[DatasetConfig] | None = Field(
+        None,
+        description="Sequential unlearning: forget sets applied one after another, each starting from "
+        "the previous result (replaces data.forget).",
+    )
+    refusals: str | None = Field(
+        None, description="Text file of refusal answers, one per line, for idk/dpo (default: built-in)."
+    )
     max_length: int = Field(256, ge=8, description="Longest tokenised example.")
     overlong: Literal["truncate", "error"] = Field(
         "truncate", description="Examples longer than max_length: cut with a warning, or refuse."
@@ -56,6 +64,25 @@ class LoraConfig(Strict):
     alpha: int = Field(32, ge=1)
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     target_modules: list[str] | str = Field("all-linear", description="peft target_modules.")
+
+
+class MaskConfig(Strict):
+    """Which parameters may change (methods/masks.py); empty: all trainable ones."""
+
+    params: list[str] = Field(
+        default_factory=list, description="Regular expressions; a tensor trains if its name matches one."
+    )
+    layers: list[int] = Field(default_factory=list, description="Decoder-layer indices whose tensors train.")
+    saliency: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="Within the chosen tensors, train only this fraction of entries per tensor: those "
+        "with the largest |gradient of the forget NLL| at the start (SalUn/WAGLE). Needs mode=full.",
+    )
+    saliency_examples: int | None = Field(
+        None, ge=1, description="Forget examples used for the saliency gradient (default: all)."
+    )
 
 
 class StopConfig(Strict):
@@ -83,6 +110,13 @@ class TrainConfig(Strict):
     checkpoint_every: int = Field(0, ge=0, description="Save a resumable checkpoint every N steps.")
     gradient_checkpointing: bool = False
     stop: StopConfig = Field(default_factory=StopConfig)
+    reference: Literal["live", "precompute"] = Field(
+        "live",
+        description="Original-model values for terms that compare with it: run the original on each "
+        "batch ('live'; a frozen copy in full mode) or compute them once before training and cache "
+        "them ('precompute'; no second model in memory).",
+    )
+    mask: MaskConfig = Field(default_factory=MaskConfig, description="Restrict updates to some parameters.")
 
 
 class SaveConfig(Strict):

@@ -22,12 +22,15 @@ from lm_unlearn import checkpoint as ckpt
 from lm_unlearn.config import RunConfig
 from lm_unlearn.data import PromptFormat, encode_records, read_records
 from lm_unlearn.data.demo import demo_dataset
-from lm_unlearn.data.sampling import StepData
+from lm_unlearn.data.sampling import StepData, read_refusals
 from lm_unlearn.errors import ConfigError, DataError
 from lm_unlearn.files import atomic_write_json, atomic_write_text, sha256_tree
 from lm_unlearn.manifest import data_entry, now, package_versions
+from lm_unlearn.methods import dispatch, finish
+from lm_unlearn.methods.masks import apply_mask
 from lm_unlearn.models import load_model, save_model, wrap_lora
 from lm_unlearn.objectives import StepContext, build_objective
+from lm_unlearn.objectives.reference import build_reference
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +49,11 @@ def cpu_supports_bf16() -> bool:
     except OSError:
         return False
     return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def has_accelerator() -> bool:
+    probe = getattr(torch, "accelerator", None)  # torch >= 2.6 knows every device type
+    return probe.is_available() if probe is not None else torch.cuda.is_available()
 
 
 def resolve_precision(requested: str) -> str:
@@ -77,9 +85,16 @@ def _datasets(cfg: RunConfig):
 
 def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False) -> RunResult:
     """Unlearn according to `cfg`, writing model, manifest, metrics and checkpoints to run_dir."""
+    special = dispatch(cfg, run_dir, resume)  # sequential requests; in-context unlearning (icu)
+    if special is not None:
+        return special
     t = cfg.train
     precision = resolve_precision(t.precision)
-    accelerator = Accelerator(mixed_precision="bf16" if precision == "bf16" else "no")
+    # cpu=True on a machine without an accelerator lets torchrun/`accelerate launch` start a
+    # gloo process group (accelerate only picks MULTI_CPU when told it is on CPU).
+    accelerator = Accelerator(
+        mixed_precision="bf16" if precision == "bf16" else "no", cpu=not has_accelerator()
+    )
     main = accelerator.is_main_process
     torch.manual_seed(t.seed)
     objective = build_objective(cfg.method, cfg.objective)
@@ -113,11 +128,22 @@ def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False) -> RunResult:
     reference_model = None
     if t.mode == "lora":
         model = wrap_lora(model, t.lora.r, t.lora.alpha, t.lora.dropout, t.lora.target_modules)
-    elif objective.needs_reference:
+    elif objective.needs_reference and t.reference == "live":
         # Full fine-tuning: a frozen copy, made only because a term compares with the original.
         reference_model = copy.deepcopy(model).eval().requires_grad_(False)
         reference_model.to(accelerator.device)
     model.train()
+    mask_summary = apply_mask(
+        t.mask,
+        objective,
+        model,
+        forget,
+        tokenizer.pad_token_id,
+        mode=t.mode,
+        weight_decay=t.weight_decay,
+        batch_size=t.batch_size,
+        device=accelerator.device,
+    )
 
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
@@ -126,12 +152,6 @@ def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False) -> RunResult:
     scheduler = get_scheduler(t.schedule, optimizer, t.warmup_steps, t.max_steps)
     model, optimizer = accelerator.prepare(model, optimizer)
     unwrapped = accelerator.unwrap_model(model)
-
-    def reference_forward(batch):
-        if reference_model is not None:
-            return reference_model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-        with unwrapped.disable_adapter():  # LoRA: the original is the base without adapters
-            return unwrapped(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
 
     data = StepData(
         forget,
@@ -145,6 +165,19 @@ def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False) -> RunResult:
         seed=t.seed,
         rank=accelerator.process_index,
         world_size=accelerator.num_processes,
+        refusals=read_refusals(cfg.data.refusals),
+    )
+    # Live: the frozen copy, or the LoRA base with adapters disabled; precompute: cached before
+    # any update (so before a resumed run loads its checkpoint).
+    reference_forward = build_reference(
+        t.reference,
+        objective,
+        unwrapped,
+        reference_model,
+        data.batch,
+        t.max_steps * t.grad_accum,
+        accelerator.autocast,
+        accelerator.device,
     )
 
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -165,6 +198,7 @@ def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False) -> RunResult:
             "started": now(),
             "config": cfg.model_dump(mode="json"),
             "objective": objective.describe(),
+            "mask": mask_summary,
             "precision": precision,
             "processes": accelerator.num_processes,
             "versions": package_versions(),
@@ -229,7 +263,7 @@ def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False) -> RunResult:
             **_mean_over_processes(accelerator, sums),
             "lr": scheduler.get_last_lr()[0],
             "grad_norm": float(grad_norm),
-            "tokens": tokens * accelerator.num_processes,
+            "tokens": int(accelerator.reduce(torch.tensor(tokens, device=accelerator.device), "sum")),
             "elapsed_s": round(time.perf_counter() - started, 3),
         }
         history.append(row)
@@ -248,6 +282,7 @@ def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False) -> RunResult:
             break
     bar.close()
 
+    manifest.update(finish(cfg, objective, unwrapped, cfg.model.name))  # e.g. task-vector negation
     accelerator.wait_for_everyone()
     if main:
         outputs = _save_outputs(cfg, run_dir, unwrapped, tokenizer)

@@ -7,13 +7,28 @@ as one process with batch N*b, while each rank draws different samples.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from lm_unlearn.data.records import Record
 from lm_unlearn.data.templates import PromptFormat
 from lm_unlearn.data.tokenize import Batch, Example, collate, encode
+from lm_unlearn.errors import DataError
 
-_STREAM = {"forget": 1, "retain": 2, "mismatch": 3}
+_STREAM = {"forget": 1, "retain": 2, "mismatch": 3, "refusal": 4}
+REFUSALS = Path(__file__).parent / "builtin" / "refusals.txt"
+
+
+def read_refusals(path: str | Path | None = None) -> list[str]:
+    """Refusal answers, one per line (blank lines skipped); the built-in list by default."""
+    path = Path(path) if path is not None else REFUSALS
+    if not path.is_file():
+        raise DataError(f"refusal list not found: {path} (a text file, one refusal per line)")
+    lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not lines:
+        raise DataError(f"{path}: no refusals in the file (write one per line)")
+    return lines
 
 
 def _generator(seed: int, stream: str, index: int) -> torch.Generator:
@@ -36,7 +51,7 @@ def cycled_indices(n: int, start: int, count: int, seed: int, stream: str) -> li
 
 
 class StepData:
-    """Builds the named batches ("forget", "retain", "mismatch") of one micro-step."""
+    """Builds the named batches ("forget", "retain", "mismatch", "refusal") of one micro-step."""
 
     def __init__(
         self,
@@ -51,6 +66,7 @@ class StepData:
         seed: int,
         rank: int = 0,
         world_size: int = 1,
+        refusals: list[str] | None = None,
     ):
         self.forget, self.forget_records = forget, forget_records
         self.retain, self.retain_records = retain, retain_records
@@ -59,6 +75,7 @@ class StepData:
         self.max_length = max_length
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.pad_id = fmt.tokenizer.pad_token_id
+        self.refusals = refusals if refusals is not None else read_refusals()
 
     def _rank_slice(self, n: int, micro_step: int, batch: int, stream: str) -> list[int]:
         global_batch = batch * self.world_size
@@ -71,6 +88,8 @@ class StepData:
     def batch(self, split: str, micro_step: int) -> Batch:
         if split == "forget":
             return collate([self.forget[i] for i in self.forget_indices(micro_step)], self.pad_id)
+        if split == "refusal":
+            return collate(self.refusal_examples(micro_step), self.pad_id)
         if self.retain is None:
             raise ValueError(f"the '{split}' batch needs retain (normal) data: set data.retain")
         if split == "retain":
@@ -78,7 +97,7 @@ class StepData:
             return collate([self.retain[i] for i in idx], self.pad_id)
         if split == "mismatch":
             return collate(self.mismatch_examples(micro_step), self.pad_id)
-        raise ValueError(f"unknown batch '{split}' (known: forget, retain, mismatch)")
+        raise ValueError(f"unknown batch '{split}' (known: forget, retain, mismatch, refusal)")
 
     def mismatch_examples(self, micro_step: int) -> list[Example]:
         """Each forget prompt paired with its own randomly drawn retain response."""
@@ -92,5 +111,17 @@ class StepData:
             prompt = self.forget_records[forget_index]
             answer = self.retain_records[retain_index]
             record = Record(prompt.prompt, answer.response, f"mismatch({prompt.source})")
+            examples.append(encode(record, self.fmt, self.max_length, "truncate"))
+        return examples
+
+    def refusal_examples(self, micro_step: int) -> list[Example]:
+        """Each forget prompt (same order as the forget batch) with its own random refusal."""
+        g = _generator(self.seed, "refusal", micro_step)
+        global_draws = torch.randint(len(self.refusals), (self.batch_size * self.world_size,), generator=g)
+        draws = global_draws.tolist()[self.rank * self.batch_size : (self.rank + 1) * self.batch_size]
+        examples = []
+        for forget_index, refusal_index in zip(self.forget_indices(micro_step), draws):
+            prompt = self.forget_records[forget_index]
+            record = Record(prompt.prompt, self.refusals[refusal_index], f"refusal({prompt.source})")
             examples.append(encode(record, self.fmt, self.max_length, "truncate"))
         return examples

@@ -13,7 +13,15 @@ from contextlib import AbstractContextManager, nullcontext
 import torch
 
 from lm_unlearn.data.tokenize import Batch
+from lm_unlearn.objectives.hidden import capture_layers
 from lm_unlearn.objectives.outputs import Outputs
+
+
+class ReferenceProvider:
+    """The original model's outputs on a batch: live (objectives/reference.py) or precomputed."""
+
+    def outputs(self, batch: Batch, layers: tuple[int, ...]) -> Outputs:
+        raise NotImplementedError
 
 
 class StepContext:
@@ -21,7 +29,7 @@ class StepContext:
         self,
         model: torch.nn.Module,
         make_batch: Callable[[str], Batch],
-        reference_forward: Callable[[Batch], torch.Tensor] | None = None,
+        reference_forward: Callable[[Batch], torch.Tensor] | ReferenceProvider | None = None,
         autocast: Callable[[], AbstractContextManager] = nullcontext,
         device: torch.device | str = "cpu",
     ):
@@ -33,6 +41,9 @@ class StepContext:
         self._batches: dict[str, Batch] = {}
         self._outputs: dict[str, Outputs] = {}
         self._reference: dict[str, Outputs] = {}
+        # Decoder layers whose outputs every forward records (set by the Objective from its
+        # terms' declarations, e.g. RMU's steering layer); empty means no hooks at all.
+        self.hidden_layers: tuple[int, ...] = ()
 
     def batch(self, split: str) -> Batch:
         if split not in self._batches:
@@ -43,9 +54,9 @@ class StepContext:
         """Current model on `split`, with gradients."""
         if split not in self._outputs:
             batch = self.batch(split)
-            with self._autocast():
+            with self._autocast(), capture_layers(self.model, self.hidden_layers) as hidden:
                 logits = self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-            self._outputs[split] = Outputs(logits, batch)
+            self._outputs[split] = Outputs(logits, batch, hidden)
         return self._outputs[split]
 
     def reference(self, split: str) -> Outputs:
@@ -55,8 +66,10 @@ class StepContext:
         if split not in self._reference:
             batch = self.batch(split)
             with torch.no_grad(), self._autocast():
-                logits = self._reference_forward(batch)
-            self._reference[split] = Outputs(logits.detach(), batch)
+                if isinstance(self._reference_forward, ReferenceProvider):
+                    self._reference[split] = self._reference_forward.outputs(batch, self.hidden_layers)
+                else:  # a plain callable returning logits
+                    self._reference[split] = Outputs(self._reference_forward(batch).detach(), batch)
         return self._reference[split]
 
     @property

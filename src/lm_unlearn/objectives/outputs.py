@@ -15,10 +15,36 @@ from lm_unlearn.data.tokenize import IGNORE, Batch
 
 
 class Outputs:
-    def __init__(self, logits: torch.Tensor, batch: Batch, hidden_states=None):
+    def __init__(
+        self,
+        logits: torch.Tensor | None,
+        batch: Batch,
+        hidden_states: dict[int, torch.Tensor] | None = None,
+        extra: dict[str, torch.Tensor] | None = None,
+    ):
         self.logits = logits  # [B, T, V]; logits[:, t] predicts token t + 1
         self.batch = batch
-        self.hidden_states = hidden_states
+        self.hidden_states = hidden_states or {}  # decoder layer index -> [B, T, H] output
+        self.extra = extra or {}  # method-specific values, e.g. WHP's reinforced-model logits
+
+    @classmethod
+    def precomputed(
+        cls,
+        batch: Batch,
+        token_logprob: torch.Tensor,
+        logits: torch.Tensor | None = None,
+        hidden_states: dict[int, torch.Tensor] | None = None,
+        extra: dict[str, torch.Tensor] | None = None,
+    ) -> Outputs:
+        """Outputs rebuilt from cached values (objectives/reference.py); logits may be absent."""
+        out = cls(logits, batch, hidden_states, extra)
+        out.__dict__["token_logprob"] = token_logprob  # fills the cached_property
+        return out
+
+    def layer(self, index: int) -> torch.Tensor:
+        if index not in self.hidden_states:
+            raise RuntimeError(f"layer {index} activations were not captured; the term must declare it")
+        return self.hidden_states[index]
 
     @cached_property
     def response_mask(self) -> torch.Tensor:

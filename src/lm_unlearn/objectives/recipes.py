@@ -9,3 +9,43 @@ recipe(
 )
 recipe("ga", "Jang et al. 2023: gradient ascent on the forget set alone", {"ga": 1.0})
 recipe("graddiff", "Liu et al. 2022: ga + retain NLL (gradient difference)", {"ga": 1.0, "retain_nll": 1.0})
+recipe("npo", "Zhang et al. 2024: negative preference optimization on the forget set", {"npo": 1.0})
+recipe("npo+kl", "Zhang et al. 2024: npo + KL to the original on retain data", {"npo": 1.0, "kl": 1.0})
+recipe("npo+rt", "Zhang et al. 2024: npo + retain NLL", {"npo": 1.0, "retain_nll": 1.0})
+recipe(
+    "simnpo",
+    "Fan et al. 2024: reference-free, length-normalised NPO with margin + retain NLL",
+    {"simnpo": 1.0, "retain_nll": 1.0},
+)
+recipe(
+    "idk",
+    "Maini et al. 2024 (TOFU): NLL of a refusal on forget prompts + retain NLL",
+    {"idk": 1.0, "retain_nll": 1.0},
+)
+recipe(
+    "dpo",
+    "Rafailov et al. 2023 / TOFU: prefer a refusal over the forget answer + retain NLL",
+    {"dpo": 1.0, "retain_nll": 1.0},
+)
+recipe(
+    "rmu",
+    "Li et al. 2024 (WMDP): steer layer-l activations to c*u on forget, keep them on retain",
+    {"rmu": 1.0},
+)
+recipe(
+    "undial",
+    "Dong et al. 2024: self-distil toward original logits with the true token lowered",
+    {"undial": 1.0},
+)
+recipe(
+    "task_vector",
+    "Ilharco et al. 2023: fine-tune on forget, then theta_0 - alpha*(theta_ft - theta_0)",
+    {"task_vector": 1.0},
+)
+recipe("whp", "Eldan & Russinovich 2023: train toward v_base - a*ReLU(v_reinforced - v_base)", {"whp": 1.0})
+recipe(
+    "icu",
+    "Pawelczyk et al. 2024: in-context unlearning, a prompt wrapper; NO weight change, no protection",
+    {},
+    procedure="icu",
+)

@@ -20,8 +20,14 @@ class Term:
     fn: Callable[..., torch.Tensor]
     summary: str
     needs_reference: bool
-    splits: tuple[str, ...]  # batches it reads: forget, retain, mismatch
+    splits: tuple[str, ...]  # batches it reads: forget, retain, mismatch, refusal
     params_model: type
+    # Optional hooks, each called with (model, **params):
+    #   layers -> decoder layers whose outputs the term reads (captured by forward hooks);
+    #   trainable -> predicate on parameter names: only those train (e.g. RMU's chosen layers).
+    layers: Callable[..., tuple[int, ...]] | None = None
+    trainable: Callable[..., Callable[[str], bool]] | None = None
+    reference_logits: bool = True  # False: reads only the reference's log-probs (cheap to cache)
 
     def params(self) -> dict[str, Any]:
         return {k: f.default for k, f in self.params_model.model_fields.items()}
@@ -39,7 +45,16 @@ TERMS: dict[str, Term] = {}
 RECIPES: dict[str, Recipe] = {}
 
 
-def term(name: str, summary: str, *, splits: tuple[str, ...] = ("forget",), needs_reference: bool = False):
+def term(
+    name: str,
+    summary: str,
+    *,
+    splits: tuple[str, ...] = ("forget",),
+    needs_reference: bool = False,
+    reference_logits: bool = True,
+    layers: Callable[..., tuple[int, ...]] | None = None,
+    trainable: Callable[..., Callable[[str], bool]] | None = None,
+):
     """Register `fn(ctx, **params) -> scalar`; its keyword defaults become typed parameters."""
 
     def register(fn: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
@@ -49,7 +64,9 @@ def term(name: str, summary: str, *, splits: tuple[str, ...] = ("forget",), need
                 raise TypeError(f"term {name}: parameter {pname} needs a default")
             fields[pname] = (p.annotation if p.annotation is not inspect.Parameter.empty else Any, p.default)
         model = create_model(f"{name}_params", __config__={"extra": "forbid"}, **fields)
-        TERMS[name] = Term(name, fn, summary, needs_reference, tuple(splits), model)
+        TERMS[name] = Term(
+            name, fn, summary, needs_reference, tuple(splits), model, layers, trainable, reference_logits
+        )
         return fn
 
     return register
@@ -76,12 +93,39 @@ class Objective:
         if not terms:
             raise ConfigError("the objective has no terms")
         self.terms = terms
+        self._layers: tuple[int, ...] | None = None
 
     @property
     def needs_reference(self) -> bool:
         return any(t.term.needs_reference for t in self.terms)
 
+    @property
+    def reference_splits(self) -> tuple[str, ...]:
+        return tuple(sorted({s for t in self.terms if t.term.needs_reference for s in t.term.splits}))
+
+    @property
+    def reference_logits(self) -> bool:
+        return any(t.term.needs_reference and t.term.reference_logits for t in self.terms)
+
+    def hidden_layers(self, model: torch.nn.Module) -> tuple[int, ...]:
+        """Decoder layers whose outputs some term reads."""
+        found = {i for t in self.terms if t.term.layers for i in t.term.layers(model, **t.params)}
+        return tuple(sorted(found))
+
+    def trainable_filters(self, model: torch.nn.Module) -> list[Callable[[str], bool]]:
+        return [t.term.trainable(model, **t.params) for t in self.terms if t.term.trainable]
+
+    def param(self, term_name: str, key: str, default: Any = None) -> Any:
+        """A term's configured parameter, or `default` when the term is not in the objective."""
+        return next((t.params[key] for t in self.terms if t.term.name == term_name), default)
+
+    def has(self, term_name: str) -> bool:
+        return any(t.term.name == term_name for t in self.terms)
+
     def __call__(self, ctx: StepContext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        if self._layers is None:
+            self._layers = self.hidden_layers(ctx.model)
+        ctx.hidden_layers = self._layers
         values = {t.term.name: t(ctx) for t in self.terms}
         total = sum(t.weight * values[t.term.name] for t in self.terms)
         return total, values

@@ -1,0 +1,53 @@
+"""In-context unlearning (Pawelczyk, Neel & Lakkaraju, ICML 2024): no weight changes at all.
+
+The "unlearned model" is the original model plus a prompt wrapper: a few forget prompts
+answered with refusals are put before every question, asking the model to behave as if it
+did not know them. WARNING: this protects nothing against anyone who holds the weights or
+can change the prompt; the knowledge is fully present. It is a baseline for comparison.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from lm_unlearn.data.records import Record
+
+WARNING = (
+    "in-context unlearning changes no weights: anyone with the weights or control of the prompt "
+    "still gets the forgotten knowledge"
+)
+INSTRUCTION = (
+    "You do not know anything about the topics of the questions below. "
+    "Answer such questions with a refusal.\n\n"
+)
+
+
+@dataclass(frozen=True)
+class IcuWrapper:
+    prefix: str
+    warning: str = WARNING
+
+    def __call__(self, prompt: str) -> str:
+        return self.prefix + prompt
+
+
+def build_wrapper(forget: list[Record], refusals: list[str], examples: int = 4) -> IcuWrapper:
+    """INSTRUCTION, then the first `examples` forget prompts each answered with a refusal."""
+    demos = [r for r in forget if not r.is_text][:examples]
+    lines = [f"Q: {r.prompt}\nA: {refusals[i % len(refusals)]}\n\n" for i, r in enumerate(demos)]
+    return IcuWrapper(prefix=INSTRUCTION + "".join(lines) + "Q: ")
+
+
+def save_wrapper(wrapper: IcuWrapper, path: Path) -> None:
+    path.write_text(json.dumps({"kind": "icu", **asdict(wrapper)}, indent=2))
+
+
+def load_wrapper(run_dir: Path) -> IcuWrapper | None:
+    """The run's prompt wrapper (run_dir/icu.json) for evaluation, or None for weight-based runs."""
+    path = Path(run_dir) / "icu.json"
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text())
+    return IcuWrapper(prefix=data["prefix"], warning=data.get("warning", WARNING))

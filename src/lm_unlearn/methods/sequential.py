@@ -1,0 +1,83 @@
+"""Sequential unlearning: forget requests applied one after another (`data.requests`).
+
+Request i trains from request i-1's output model, in run_dir/requests/NN/ (a complete run
+directory each); run_dir/manifest.json keeps one entry per request, and run_dir/model holds
+the final model. A resumed run skips finished requests and resumes the interrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from lm_unlearn.config import RunConfig
+from lm_unlearn.files import atomic_write_json, sha256_tree
+from lm_unlearn.manifest import now
+
+
+def _link_tree(source: Path, target: Path) -> None:
+    def link(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)  # no second copy of the weights where the file system allows it
+        except OSError:
+            shutil.copy2(src, dst)
+
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(source, target, copy_function=link)
+
+
+def run_sequential(cfg: RunConfig, run_dir: Path, resume: bool = False):
+    from lm_unlearn.engine import RunResult, train
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    entries, history, model_spec = [], [], cfg.model.name
+    result = None
+    for index, request in enumerate(cfg.data.requests):
+        sub_dir = run_dir / "requests" / f"{index:02d}"
+        sub = cfg.model_copy(deep=True)
+        sub.data.requests = None
+        sub.data.forget = request
+        sub.model.name = model_spec
+        sub.save.merge = True  # the next request starts from a full model
+        manifest_path = sub_dir / "manifest.json"
+        status = json.loads(manifest_path.read_text()).get("status") if manifest_path.is_file() else None
+        if status == "finished":
+            manifest = json.loads(manifest_path.read_text())
+            steps, stop_reason = manifest["steps"], manifest["stop_reason"]
+        else:
+            result = train(sub, sub_dir, resume=resume and manifest_path.is_file())
+            manifest = json.loads(manifest_path.read_text())
+            steps, stop_reason = result.steps, result.stop_reason
+            history.extend({"request": index, **row} for row in result.history)
+        model_spec = str(sub_dir / "model")
+        entries.append(
+            {
+                "request": index,
+                "forget": manifest["data"]["forget"],
+                "run_dir": str(sub_dir.relative_to(run_dir)),
+                "started_from": sub.model.name,
+                "steps": steps,
+                "stop_reason": stop_reason,
+                "final": manifest.get("final"),
+                "model_sha256": manifest.get("outputs", {}).get("model", {}).get("sha256"),
+            }
+        )
+    _link_tree(Path(model_spec), run_dir / "model")
+    atomic_write_json(
+        run_dir / "manifest.json",
+        {
+            "tool": "lm-unlearn",
+            "status": "finished",
+            "finished": now(),
+            "kind": "sequential",
+            "config": cfg.model_dump(mode="json"),
+            "requests": entries,
+            "outputs": {"model": {"path": "model", "sha256": sha256_tree(run_dir / "model")}},
+        },
+    )
+    steps = sum(e["steps"] for e in entries)
+    reason = f"{len(entries)} requests applied in order"
+    return RunResult(run_dir=run_dir, steps=steps, stop_reason=reason, history=history)

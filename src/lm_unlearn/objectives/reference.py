@@ -1,0 +1,172 @@
+"""The original model's outputs, live or precomputed once before training (`train.reference`).
+
+Live: the frozen copy (full fine-tuning) or the base with adapters disabled (LoRA) runs on each
+batch. Precompute: before the first step the same forward runs once over every micro-step's
+batches for the splits the objective compares with the original, and only what the terms read
+is kept (per example, on CPU): response log-probs always, logits only for terms that need the
+whole distribution (kl, undial, whp), and the activations of the layers a term declares (rmu).
+Full fine-tuning then needs no second model in memory. Values are stored per example, keyed by
+its tokens, so an example seen in every epoch is computed once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+
+import torch
+
+from lm_unlearn.data.tokenize import Batch
+from lm_unlearn.objectives.context import ReferenceProvider
+from lm_unlearn.objectives.hidden import capture_layers
+from lm_unlearn.objectives.outputs import Outputs
+
+log = logging.getLogger(__name__)
+
+
+class LiveReference(ReferenceProvider):
+    """Runs the original model on each batch.
+
+    `model` is either a frozen copy or a peft model whose adapters are disabled for the pass.
+    `reinforced`, when given (WHP), also runs and lands in `Outputs.extra["reinforced_logits"]`.
+    """
+
+    def __init__(self, model: torch.nn.Module, reinforced: torch.nn.Module | None = None):
+        self.model = model
+        self.reinforced = reinforced
+        self.adapter = hasattr(model, "disable_adapter")
+
+    def outputs(self, batch: Batch, layers: tuple[int, ...]) -> Outputs:
+        disabled = self.model.disable_adapter() if self.adapter else nullcontext()
+        with torch.no_grad(), disabled, capture_layers(self.model, layers) as hidden:
+            logits = self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+        extra = {}
+        if self.reinforced is not None:
+            with torch.no_grad():
+                extra["reinforced_logits"] = self.reinforced(
+                    input_ids=batch.input_ids, attention_mask=batch.attention_mask
+                ).logits
+        return Outputs(logits.detach(), batch, dict(hidden), extra)
+
+
+def _row_key(batch: Batch, row: int) -> tuple[int, tuple[int, ...], tuple[int, ...]]:
+    n = int(batch.attention_mask[row].sum())
+    if not bool(batch.attention_mask[row, :n].all()):
+        raise ValueError("precomputed reference values need right-padded batches")
+    return n, tuple(batch.input_ids[row, :n].tolist()), tuple(batch.labels[row, :n].tolist())
+
+
+class PrecomputedReference(ReferenceProvider):
+    """Reference outputs looked up per example from a cache filled by `fill`."""
+
+    def __init__(self, keep_logits: bool):
+        self.keep_logits = keep_logits
+        self.cache: dict[tuple, dict] = {}
+
+    def missing(self, batch: Batch) -> bool:
+        return any(_row_key(batch, i)[1:] not in self.cache for i in range(batch.input_ids.shape[0]))
+
+    def store(self, batch: Batch, out: Outputs) -> None:
+        for i in range(batch.input_ids.shape[0]):
+            n, *key = _row_key(batch, i)
+            key = tuple(key)
+            if key in self.cache:
+                continue
+            entry = {"token_logprob": out.token_logprob[i, : n - 1].cpu()}
+            if self.keep_logits:
+                entry["logits"] = out.logits[i, :n].cpu()
+            entry["hidden"] = {layer: h[i, :n].cpu() for layer, h in out.hidden_states.items()}
+            entry["extra"] = {name: v[i, :n].cpu() for name, v in out.extra.items()}
+            self.cache[key] = entry
+
+    def outputs(self, batch: Batch, layers: tuple[int, ...]) -> Outputs:
+        rows = []
+        for i in range(batch.input_ids.shape[0]):
+            key = _row_key(batch, i)[1:]
+            if key not in self.cache:
+                raise RuntimeError(
+                    "train.reference=precompute: a batch was not precomputed (the data or the number of "
+                    "steps changed after precomputation); rerun, or use train.reference=live"
+                )
+            rows.append(self.cache[key])
+        width = batch.input_ids.shape[1]
+        device = batch.input_ids.device
+
+        def stack(values: list[torch.Tensor], length: int) -> torch.Tensor:
+            out = values[0].new_zeros((len(values), length, *values[0].shape[1:]))
+            for i, v in enumerate(values):
+                out[i, : v.shape[0]] = v
+            return out.to(device)
+
+        token_logprob = stack([r["token_logprob"] for r in rows], width - 1)
+        logits = stack([r["logits"] for r in rows], width) if self.keep_logits else None
+        hidden = {layer: stack([r["hidden"][layer] for r in rows], width) for layer in layers}
+        extra = {name: stack([r["extra"][name] for r in rows], width) for name in rows[0]["extra"]}
+        return Outputs.precomputed(batch, token_logprob, logits, hidden, extra)
+
+
+def precompute(
+    live: LiveReference,
+    make_batch: Callable[[str, int], Batch],
+    splits: tuple[str, ...],
+    micro_steps: int,
+    layers: tuple[int, ...],
+    keep_logits: bool,
+    autocast: Callable[[], AbstractContextManager] = nullcontext,
+    device: torch.device | str = "cpu",
+) -> PrecomputedReference:
+    """Run `live` once on every example of micro-steps [0, micro_steps) of each split."""
+    cache = PrecomputedReference(keep_logits)
+    was_training = live.model.training
+    live.model.eval()
+    try:
+        for micro_step in range(micro_steps):
+            for split in splits:
+                batch = make_batch(split, micro_step).to(device)
+                if cache.missing(batch):
+                    with autocast():
+                        cache.store(batch, live.outputs(batch, layers))
+    finally:
+        live.model.train(was_training)
+    log.info("precomputed reference values for %d examples", len(cache.cache))
+    return cache
+
+
+def build_reference(
+    mode: str,
+    objective,
+    model: torch.nn.Module,
+    reference_model: torch.nn.Module | None,
+    make_batch: Callable[[str, int], Batch],
+    micro_steps: int,
+    autocast: Callable[[], AbstractContextManager] = nullcontext,
+    device: torch.device | str = "cpu",
+) -> ReferenceProvider | None:
+    """The engine's one call: the provider `StepContext.reference` reads, or None if unused.
+
+    Must run before any update (and before a resumed run loads its checkpoint), since `model`
+    itself is the original when there is no separate copy.
+    """
+    if not objective.needs_reference:
+        return None
+    reinforced = None
+    if objective.has("whp"):
+        from lm_unlearn.methods.whp import train_reinforced
+
+        reinforced = train_reinforced(
+            model,
+            make_batch,
+            steps=objective.param("whp", "reinforce_steps"),
+            lr=objective.param("whp", "reinforce_lr"),
+            autocast=autocast,
+            device=device,
+        )
+    live = LiveReference(reference_model if reference_model is not None else model, reinforced)
+    if mode == "live":
+        return live
+    layers = objective.hidden_layers(model)
+    keep_logits = objective.reference_logits
+    return precompute(
+        live, make_batch, objective.reference_splits, micro_steps, layers, keep_logits, autocast, device
+    )

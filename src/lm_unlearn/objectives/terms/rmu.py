@@ -1,0 +1,80 @@
+from collections.abc import Callable
+
+import torch
+
+from lm_unlearn.errors import ConfigError
+from lm_unlearn.objectives.context import StepContext
+from lm_unlearn.objectives.hidden import num_layers
+from lm_unlearn.objectives.registry import term
+
+
+def rmu_layer(model: torch.nn.Module, layer: int | None) -> int:
+    # WMDP steers layer 7 of Zephyr-7B's 32; None keeps that relative depth (7 of SmolLM2's 30).
+    n = num_layers(model)
+    if layer is None:
+        return n // 4
+    if not -n <= layer < n:
+        raise ConfigError(f"objective.rmu.layer={layer}: the model has {n} decoder layers (0..{n - 1})")
+    return layer % n  # a negative index counts from the last layer
+
+
+def control_vector(hidden_size: int, steering_coef: float, seed: int) -> torch.Tensor:
+    """c * u, with u a fixed random unit vector: uniform [0, 1) entries, normalised (as in WMDP)."""
+    g = torch.Generator().manual_seed(seed)
+    u = torch.rand(hidden_size, generator=g)
+    return steering_coef * u / u.norm()
+
+
+def masked_mse(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(1/B) sum_i (1/|m_i|) sum_{t: m_i,t} (1/H) ||a_i,t - b_i,t||^2, in fp32."""
+    per_position = (a.float() - b.float()).pow(2).mean(dim=-1)
+    mask = mask.to(per_position.dtype)
+    return ((per_position * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)).mean()
+
+
+def _layers(model, layer=None, **_) -> tuple[int, ...]:
+    return (rmu_layer(model, layer),)
+
+
+def _trainable(model, layer=None, update_params="mlp.down_proj", **_) -> Callable[[str], bool]:
+    top = rmu_layer(model, layer)
+    chosen = {f".layers.{i}." for i in range(max(0, top - 2), top + 1)}
+    return lambda name: update_params in name and any(c in name for c in chosen)
+
+
+@term(
+    "rmu",
+    "||h_l(forget) - c*u||^2 + alpha*||h_l(retain) - h_l^orig(retain)||^2 (Li et al. 2024, WMDP)",
+    splits=("forget", "retain"),
+    needs_reference=True,
+    reference_logits=False,
+    layers=_layers,
+    trainable=_trainable,
+)
+def rmu(
+    ctx: StepContext,
+    layer: int | None = None,
+    steering_coef: float = 6.5,
+    alpha: float = 1200.0,
+    seed: int = 0,
+    update_params: str = "mlp.down_proj",
+) -> torch.Tensor:
+    """Representation Misdirection for Unlearning (Li et al., "The WMDP Benchmark", ICML 2024).
+
+    L = mean_{forget tokens} (1/H)||h_l(x) - c*u||^2
+        + alpha * mean_{retain tokens} (1/H)||h_l(x) - h_l^orig(x)||^2,
+    where h_l is the output of decoder layer `layer` (0-based; None: a quarter of the depth),
+    u a fixed random unit vector (from `seed`), and h^orig the original model's activations.
+    Means run over real (non-padding) tokens, prompt included, as in the paper's code. Only
+    parameters whose names contain `update_params` in layers layer-2..layer train (the paper's
+    choice); the `train.mask` option can narrow that further. The paper's c=6.5 and alpha=1200
+    were tuned for Zephyr-7B: activation norms differ between models, so c usually needs tuning.
+    """
+    index = rmu_layer(ctx.model, layer)
+    forget, retain = ctx.outputs("forget"), ctx.outputs("retain")
+    h_forget = forget.layer(index)
+    target = control_vector(h_forget.shape[-1], steering_coef, seed).to(h_forget.device)
+    forget_loss = masked_mse(h_forget, target.expand_as(h_forget), forget.batch.attention_mask)
+    original = ctx.reference("retain").layer(index)
+    retain_loss = masked_mse(retain.layer(index), original, retain.batch.attention_mask)
+    return forget_loss + alpha * retain_loss

@@ -1,0 +1,95 @@
+"""Live and precomputed references give the same losses; NPO starts as gradient ascent."""
+
+import copy
+
+import pytest
+import torch
+from tiny_setup import tiny_data
+
+from lm_unlearn.objectives import StepContext, build_objective
+from lm_unlearn.objectives.reference import LiveReference, build_reference, precompute
+from lm_unlearn.objectives.terms.rmu import control_vector
+
+
+def perturbed(model, seed=1):
+    """The model after a small random step, so current != reference."""
+    moved = copy.deepcopy(model)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in moved.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=g))
+    return moved
+
+
+@pytest.mark.parametrize(
+    "objective",
+    [
+        {"npo": 1.0, "kl": 1.0},
+        {"dpo": 1.0},
+        {"undial": 1.0},
+        {"rmu": {"alpha": 10.0, "layer": 1}},
+        {"whp": {"reinforce_steps": 2, "reinforce_lr": 0.01}},
+    ],
+    ids=lambda o: next(iter(o)),
+)
+def test_precomputed_and_live_reference_give_equal_losses(tiny_model_dir, objective):
+    original, data = tiny_data(tiny_model_dir)
+    objective = build_objective(None, objective)
+    live = build_reference("live", objective, original, copy.deepcopy(original), data.batch, 4)
+    cached = build_reference("precompute", objective, original, None, data.batch, 4)
+    current = perturbed(original)
+    for micro_step in range(4):
+        a = objective(StepContext(current, lambda s, m=micro_step: data.batch(s, m), live))[1]
+        b = objective(StepContext(current, lambda s, m=micro_step: data.batch(s, m), cached))[1]
+        for name in a:
+            assert a[name].item() == pytest.approx(b[name].item(), rel=1e-6, abs=1e-6), name
+
+
+def test_precompute_stores_logits_only_when_a_term_needs_them(tiny_model_dir):
+    model, data = tiny_data(tiny_model_dir)
+    npo = build_objective(None, {"npo": 1.0})
+    cache = precompute(LiveReference(model), data.batch, ("forget",), 3, (), npo.reference_logits)
+    assert len(cache.cache) == 3  # three forget examples, each stored once however often seen
+    assert all("logits" not in entry for entry in cache.cache.values())
+    with pytest.raises(RuntimeError, match="not precomputed"):
+        cache.outputs(data.batch("retain", 0), ())
+
+
+def test_npo_gradient_at_the_reference_equals_summed_nll_ascent(tiny_model_dir):
+    model, data = tiny_data(tiny_model_dir)
+    reference = LiveReference(copy.deepcopy(model))
+    batch = lambda split: data.batch(split, 0)  # noqa: E731
+    npo = build_objective(None, {"npo": {"beta": 0.7}})
+    npo(StepContext(model, batch, reference))[0].backward()
+    g_npo = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    ctx = StepContext(model, batch)
+    ascent = ctx.outputs("forget").seq_logprob.mean()  # -(mean summed NLL), minimised by GA
+    ascent.backward()
+    for a, b in zip(g_npo, (p.grad for p in model.parameters())):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_rmu_by_hand_with_hidden_states(tiny_model_dir):
+    model, data = tiny_data(tiny_model_dir)
+    alpha, coef, layer = 5.0, 3.0, 0
+    objective = build_objective(None, {"rmu": {"alpha": alpha, "steering_coef": coef, "layer": layer}})
+    reference = perturbed(model)  # so the retain part is not 0
+    value = objective(StepContext(model, lambda s: data.batch(s, 0), LiveReference(reference)))[1]["rmu"]
+
+    def mse(a, b, mask):
+        per = ((a - b) ** 2).mean(-1)
+        return ((per * mask).sum(1) / mask.sum(1)).mean()
+
+    with torch.no_grad():
+        f, r = data.batch("forget", 0), data.batch("retain", 0)
+        # hidden_states[l + 1] is the output of decoder layer l (index 0 holds the embeddings)
+        h_f = model(input_ids=f.input_ids, attention_mask=f.attention_mask, output_hidden_states=True)
+        h_r = model(input_ids=r.input_ids, attention_mask=r.attention_mask, output_hidden_states=True)
+        h_o = reference(input_ids=r.input_ids, attention_mask=r.attention_mask, output_hidden_states=True)
+        u = control_vector(32, coef, seed=0)
+        expected = mse(h_f.hidden_states[layer + 1], u, f.attention_mask) + alpha * mse(
+            h_r.hidden_states[layer + 1], h_o.hidden_states[layer + 1], r.attention_mask
+        )
+    assert value.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert control_vector(32, coef, seed=0).norm().item() == pytest.approx(coef)
