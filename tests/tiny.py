@@ -105,6 +105,7 @@ def tiny_run_config(tmp_path: Path, model_dir: Path, **settings):
         "data": {"forget": {"path": str(forget)}, "retain": {"path": str(retain)}, "max_length": 64},
         "train": {"precision": "fp32", "max_steps": 4, "batch_size": 2, "lr": 1e-2, "mode": "full"},
         "save": {"merge": True},
+        "evaluate": False,  # the evaluation suite is tested on its own (tests/evaluation)
     }
     apply_overrides(data, [f"{k}={v}" for k, v in settings.items()])
     return validate_config(data, "test")

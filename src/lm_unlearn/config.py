@@ -136,6 +136,9 @@ class RunConfig(Strict):
     data: DataConfig = Field(default_factory=DataConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     save: SaveConfig = Field(default_factory=SaveConfig)
+    evaluate: bool = Field(
+        True, description="After training, evaluate the model against the original: eval.json, report.html."
+    )
 
     @model_validator(mode="after")
     def _method_or_objective(self) -> RunConfig:

@@ -1,0 +1,222 @@
+"""`unlearn eval` and `unlearn compare`, and `evaluate_run` which `unlearn run` calls at the end.
+
+Wire into the main app with `register(app)`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+
+from lm_unlearn.errors import UnlearnError
+
+log = logging.getLogger(__name__)
+
+HEADLINE = (
+    "forget.judge_rate",
+    "forget.rougeL",
+    "forget.nll",
+    "heldout.rougeL",
+    "paraphrased.rougeL",
+    "extraction.leak_rate",
+    "retain.rougeL_vs_original",
+    "retain.cosine_vs_original",
+    "retain.kl_to_original",
+    "retain.ppl",
+    "retain.gen_ppl",
+    "retain.distinct_2",
+    "unrelated.rougeL_recall",
+    "mia.min_k.auc",
+    "mia.min_k.privleak",
+    "forget_quality.ks_pvalue",
+)
+
+
+def is_run_dir(path: Path) -> bool:
+    return (path / "manifest.json").is_file() and (path / "config.yaml").is_file()
+
+
+def load_run_model(run_dir: Path, original_spec: str):
+    """The unlearned model of a run: run_dir/model, else the original with run_dir/adapter merged."""
+    from lm_unlearn.models import LoadedModel, load_model
+
+    if (run_dir / "model" / "config.json").is_file():
+        return load_model(str(run_dir / "model"))
+    if (run_dir / "adapter" / "adapter_config.json").is_file():
+        from peft import PeftModel
+
+        base = load_model(original_spec)
+        merged = PeftModel.from_pretrained(base.model, str(run_dir / "adapter")).merge_and_unload()
+        return LoadedModel(merged, base.tokenizer, str(run_dir / "adapter"), str(run_dir / "adapter"))
+    raise UnlearnError(f"{run_dir} holds neither model/ nor adapter/; has the run finished?")
+
+
+def run_eval_config(run_dir: Path, data: Path | None = None, **overrides):
+    """EvalConfig for a run: its data sets and prompt template, unless `data` gives others."""
+    from lm_unlearn.evaluation.config import load_eval_config
+
+    run_cfg = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+    model_cfg = run_cfg.get("model", {})
+    template = {"template": model_cfg.get("template"), "system_prompt": model_cfg.get("system_prompt")}
+    return load_eval_config(data or run_dir / "config.yaml", **(template | overrides))
+
+
+def evaluate_run(
+    run_dir: Path,
+    original_spec: str | None = None,
+    cfg=None,
+    retain_model: str | None = None,
+) -> Path:
+    """Evaluate run_dir's unlearned model against the original; write eval.json and report.html.
+
+    run_dir: a finished `unlearn run` directory (manifest.json, config.yaml, model/ or adapter/).
+    original_spec: the model before unlearning; None reads it from the run's manifest.
+    cfg: an EvalConfig; None uses the run's own data sets (the demo sets for the demo).
+    retain_model: optionally a model trained without the forget set (PrivLeak, forget quality).
+    Returns the path of report.html. Cost figures come from the run's metrics.jsonl/manifest.
+    """
+    from lm_unlearn.evaluation import evaluate, load_eval_data
+    from lm_unlearn.evaluation.cost import run_cost
+    from lm_unlearn.models import load_model
+    from lm_unlearn.report import write_outputs
+
+    run_dir = Path(run_dir)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    if original_spec is None:
+        original_spec = manifest.get("source_model", {}).get("spec") or manifest["config"]["model"]["name"]
+    cfg = cfg or run_eval_config(run_dir)
+    data = load_eval_data(cfg)
+    original = load_model(original_spec)
+    model = load_run_model(run_dir, original_spec)
+    result = evaluate(model, data, cfg, original=original, retain_model=retain_model)
+    n_params = sum(p.numel() for p in original.model.parameters())
+    result["run_cost"] = run_cost(run_dir, n_params)
+    result["info"]["run_dir"] = str(run_dir)
+    _, report = write_outputs(result, run_dir, f"lm-unlearn evaluation: {run_dir.name}", cfg.redact)
+    return report
+
+
+def _table(labels: list[str], names: list[str], columns: list[list[Any]]) -> str:
+    def cell(v: Any) -> str:
+        if v is None:
+            return "-"
+        return f"{v:.4g}" if isinstance(v, float) or (isinstance(v, int) and abs(v) >= 10**7) else str(v)
+
+    width = max(len(n) for n in names) if names else 6
+    col_w = [max(10, len(label)) for label in labels]
+    lines = ["metric".ljust(width) + "  " + "  ".join(label.rjust(w) for label, w in zip(labels, col_w))]
+    for i, name in enumerate(names):
+        lines.append(
+            name.ljust(width) + "  " + "  ".join(cell(c[i]).rjust(w) for c, w in zip(columns, col_w))
+        )
+    return "\n".join(lines)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `eval` and `compare` commands to the `unlearn` app."""
+
+    @app.command("eval")
+    def eval_command(
+        model: Annotated[
+            str, typer.Option("--model", help="Run directory, HF directory, hub id or builtin:NAME.")
+        ],
+        original: Annotated[
+            str | None, typer.Option(help="The model before unlearning (default: a run's source model).")
+        ] = None,
+        retain_model: Annotated[
+            str | None, typer.Option("--retain-model", help="A model trained without the forget set.")
+        ] = None,
+        data: Annotated[
+            Path | None, typer.Option(help="YAML: forget/heldout/paraphrased/retain/unrelated, judge, ...")
+        ] = None,
+        out: Annotated[Path | None, typer.Option(help="Output directory (default: the run dir).")] = None,
+        metrics: Annotated[
+            str | None, typer.Option(help="Comma-separated groups, e.g. generation,likelihood,mia.")
+        ] = None,
+        max_new_tokens: Annotated[int | None, typer.Option("--max-new-tokens")] = None,
+        batch_size: Annotated[int | None, typer.Option("--batch-size")] = None,
+        redact: Annotated[
+            bool, typer.Option(help="Hide forget-side text in eval.json and the report.")
+        ] = False,
+    ) -> None:
+        """Evaluate a model: write eval.json and report.html."""
+        from lm_unlearn.cli import _fail, _setup_logging
+        from lm_unlearn.evaluation import evaluate, load_eval_config, load_eval_data
+        from lm_unlearn.report import write_outputs
+
+        _setup_logging()
+        overrides = {
+            "metrics": [m.strip() for m in metrics.split(",")] if metrics else None,
+            "max_new_tokens": max_new_tokens,
+            "batch_size": batch_size,
+            "redact": redact or None,
+        }
+        try:
+            path = Path(model)
+            if is_run_dir(path) and out is None:
+                cfg = run_eval_config(path, data, **overrides)
+                report = evaluate_run(path, original, cfg, retain_model)
+            else:
+                if is_run_dir(path):
+                    cfg = run_eval_config(path, data, **overrides)
+                    manifest = json.loads((path / "manifest.json").read_text())
+                    original = original or manifest.get("source_model", {}).get("spec")
+                    loaded = load_run_model(path, original)
+                else:
+                    cfg = load_eval_config(data, **overrides)
+                    loaded = model
+                result = evaluate(
+                    loaded, load_eval_data(cfg), cfg, original=original, retain_model=retain_model
+                )
+                target = out or (path if is_run_dir(path) else Path(f"eval-{datetime.now():%Y%m%d-%H%M%S}"))
+                _, report = write_outputs(result, target, f"lm-unlearn evaluation: {model}", cfg.redact)
+        except (UnlearnError, ValueError) as exc:
+            _fail(exc)
+        typer.echo(f"wrote {report.parent / 'eval.json'} and {report}")
+
+    @app.command("compare")
+    def compare_command(
+        runs: Annotated[list[Path], typer.Argument(help="Run (or eval output) directories with eval.json.")],
+        out: Annotated[Path, typer.Option(help="Comparison report to write.")] = Path("comparison.html"),
+        all_metrics: Annotated[
+            bool, typer.Option("--all", help="Print every metric, not the headline.")
+        ] = False,
+    ) -> None:
+        """Compare evaluated runs: print a table and write a report with the trade-off plot."""
+        from lm_unlearn.cli import _fail
+        from lm_unlearn.files import atomic_write_text
+        from lm_unlearn.report.html import comparison_rows, render_comparison
+
+        results: dict[str, dict] = {}
+        try:
+            for run in runs:
+                path = run / "eval.json"
+                if not path.is_file():
+                    raise UnlearnError(f"{run}: no eval.json; run `unlearn eval --model {run}` first")
+                try:
+                    result = json.loads(path.read_text())
+                except json.JSONDecodeError as exc:
+                    raise UnlearnError(f"{path}: not valid JSON ({exc.msg})") from None
+                label = run.resolve().name
+                while label in results:
+                    label += "'"
+                results[label] = result
+                cost = result.get("run_cost", {})
+                result.setdefault("metrics", {}).setdefault("model", {}).update(
+                    {f"cost.{k}": v for k, v in cost.items() if isinstance(v, int | float)}
+                )
+        except UnlearnError as exc:
+            _fail(exc)
+        names, columns = comparison_rows(results)
+        if not all_metrics:
+            keep = [i for i, n in enumerate(names) if n in HEADLINE or n.startswith("cost.")]
+            names, columns = [names[i] for i in keep], [[c[i] for i in keep] for c in columns]
+        typer.echo(_table(list(results), names, columns))
+        atomic_write_text(out, render_comparison(results))
+        typer.echo(f"\nwrote {out}")

@@ -1,0 +1,156 @@
+"""Typed evaluation configuration: which data sets play which role, the judge, generation settings.
+
+A data config is a small YAML file, e.g.::
+
+    forget: {path: data/forget.jsonl}
+    heldout: {path: data/heldout.jsonl}
+    retain: {path: data/retain.jsonl, limit: 48}
+    judge: {kind: keyword, patterns: ["(?i)hogwarts", "(?i)voldemort"]}
+    max_new_tokens: 48
+    redact: true
+
+Roles left out fall back to the built-in demo sets only when `forget` is left out too
+(the demo scenario); a user's own forget set never gets the demo's other sets mixed in.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import Field, ValidationError
+
+from lm_unlearn.config import DatasetConfig, Strict, format_validation_error
+from lm_unlearn.errors import ConfigError
+
+BUILTIN = Path(__file__).parent / "builtin"
+
+# Metric groups; `metrics` selects a subset so tests (and quick looks) stay fast.
+GROUPS = ("generation", "likelihood", "extraction", "mia", "utility", "forget_quality")
+
+# Names in the demo's forget set; the demo's default judge flags a generation that says any.
+DEMO_PATTERNS = [
+    r"(?i)\bharry\b",
+    r"(?i)hogwarts",
+    r"(?i)voldemort",
+    r"(?i)hermione",
+    r"(?i)weasley",
+    r"(?i)dumbledore",
+    r"(?i)rowling",
+    r"(?i)gryffindor",
+    r"(?i)hedwig",
+    r"(?i)quidditch",
+    r"(?i)\bsnape\b",
+    r"(?i)muggle",
+    r"(?i)dursley",
+    r"(?i)gringotts",
+    r"(?i)hagrid",
+    r"(?i)horcrux",
+    r"(?i)azkaban",
+    r"(?i)dementor",
+    r"(?i)hogsmeade",
+    r"(?i)expelliarmus",
+]
+
+
+class JudgeConfig(Strict):
+    """How a generation is judged undesirable (i.e. still shows forgotten knowledge)."""
+
+    kind: Literal["none", "keyword", "classifier", "hf"] = Field(
+        "none",
+        description="'keyword': any regex in `patterns` matches; 'classifier': logistic regression on "
+        "MiniLM sentence embeddings trained from `positive`/`negative` examples; 'hf': a Hugging Face "
+        "sequence classifier at `model`; 'none': no judge.",
+    )
+    patterns: list[str] = Field(default_factory=list, description="Regexes (Python `re`), for 'keyword'.")
+    positive: DatasetConfig | None = Field(
+        None, description="Undesirable example texts, for 'classifier'. Default: the forget set's responses."
+    )
+    negative: DatasetConfig | None = Field(
+        None, description="Acceptable example texts, for 'classifier'. Default: the retain set's responses."
+    )
+    model: str | None = Field(None, description="Local directory or hub id of a classifier, for 'hf'.")
+    label: str | int = Field(1, description="'hf': the label name or index that means undesirable.")
+    threshold: float = Field(0.5, ge=0, le=1, description="Score at or above which a text is undesirable.")
+
+
+class EvalConfig(Strict):
+    forget: DatasetConfig | None = Field(None, description="The forgotten set. None: the built-in demo.")
+    heldout: DatasetConfig | None = Field(None, description="Forget-like prompts never trained on.")
+    paraphrased: DatasetConfig | None = Field(None, description="Forget prompts reworded ('hard in-scope').")
+    retain: DatasetConfig | None = Field(None, description="Normal prompts whose behaviour must be kept.")
+    unrelated: DatasetConfig | None = Field(None, description="Unrelated QA never used in training.")
+    extraction: DatasetConfig | None = Field(
+        None,
+        description="Prefix (prompt) / true continuation (response) pairs for extraction; raw-text "
+        "records are split in half by words. None: the forget responses, split in half.",
+    )
+    judge: JudgeConfig | None = Field(None, description="None: the demo's keyword judge for the demo.")
+    template: Literal["auto", "chat", "plain"] = "auto"
+    system_prompt: str | None = None
+    metrics: list[Literal[GROUPS]] = Field(  # type: ignore[valid-type]
+        default_factory=lambda: list(GROUPS), description=f"Metric groups to compute, from {GROUPS}."
+    )
+    max_new_tokens: int = Field(48, ge=1)
+    stop: list[str] = Field(default_factory=list, description="Cut generations at the first of these.")
+    batch_size: int = Field(32, ge=1, description="Prompts per generation batch (scoring uses half).")
+    max_length: int = Field(256, ge=8, description="Longest sequence scored for likelihoods.")
+    precision: Literal["auto", "bf16", "fp32"] = Field(
+        "auto", description="bf16 autocast for forward passes where supported; log-probs are fp32."
+    )
+    min_k: float = Field(0.2, gt=0, le=1, description="Fraction k of lowest-probability tokens (Min-K%).")
+    leak_threshold: float = Field(
+        0.5, ge=0, le=1, description="Extraction counts as a leak when ROUGE-L F1 >= this."
+    )
+    cache_original: bool = Field(
+        True, description="Reuse the original model's generations and scores from an earlier evaluation."
+    )
+    redact: bool = Field(False, description="Replace forget-side text in the report with placeholders.")
+    max_examples: int = Field(50, ge=0, description="Rows per table in the report.")
+
+    def is_demo(self) -> bool:
+        return self.forget is None
+
+    def dataset(self, role: str) -> DatasetConfig | None:
+        """The data set for `role`, with the demo's sets filled in for the demo scenario."""
+        explicit = getattr(self, role)
+        if explicit is not None or not self.is_demo():
+            return explicit
+        if role in ("forget", "heldout", "retain"):
+            return DatasetConfig(path=str(BUILTIN.parent.parent / "data" / "builtin" / f"demo_{role}.jsonl"))
+        if role in ("paraphrased", "unrelated"):
+            return DatasetConfig(path=str(BUILTIN / f"demo_{role}.jsonl"))
+        return None
+
+    def judge_config(self) -> JudgeConfig:
+        if self.judge is not None:
+            return self.judge
+        if self.is_demo():
+            return JudgeConfig(kind="keyword", patterns=DEMO_PATTERNS)
+        return JudgeConfig(kind="none")
+
+
+def load_eval_config(path: str | Path | None = None, **overrides) -> EvalConfig:
+    """Read a YAML evaluation config (None: the demo), then apply keyword overrides."""
+    data: dict = {}
+    source = "defaults"
+    if path is not None:
+        path = Path(path)
+        source = str(path)
+        if not path.is_file():
+            raise ConfigError(f"evaluation data config not found: {path}")
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: the top level must map roles (forget, retain, ...) to data sets")
+        # A run's config.yaml nests data under `data:`; accept it so `--data run/config.yaml` works.
+        if "data" in data and isinstance(data["data"], dict) and "forget" in data["data"]:
+            data = {k: v for k, v in data["data"].items() if k in EvalConfig.model_fields and v is not None}
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return EvalConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source)) from None

@@ -1,0 +1,47 @@
+"""Cost of a run (from its manifest.json and metrics.jsonl) and of the evaluation itself."""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident memory of this process so far (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)
+
+
+def run_cost(run_dir: Path, n_params: int | None = None) -> dict[str, Any]:
+    """Wall time, tokens, peak memory and estimated FLOPs of the training run in `run_dir`.
+
+    FLOPs are estimated as 6 * N * tokens (Kaplan et al., 2020: forward 2N + backward 4N per
+    token, N = parameters of the model) - an order of magnitude, not a measurement: it ignores
+    attention, reference-model forwards and, for LoRA, the skipped weight gradients.
+    """
+    cost: dict[str, Any] = {}
+    metrics = run_dir / "metrics.jsonl"
+    rows = []
+    if metrics.is_file():
+        for line in metrics.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a line cut short by a kill
+    manifest_path = run_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    if rows:
+        cost["steps"] = rows[-1].get("step")
+        cost["train_wall_s"] = rows[-1].get("elapsed_s")
+        cost["train_tokens"] = int(sum(r.get("tokens", 0) for r in rows))
+    for key in ("peak_memory_bytes", "peak_rss_bytes", "peak_gpu_memory_bytes", "wall_s"):
+        if key in manifest:
+            cost[f"train_{key}"] = manifest[key]
+    if isinstance(manifest.get("cost"), dict):  # if the engine records its own cost block
+        cost.update({f"train_{k}": v for k, v in manifest["cost"].items()})
+    if n_params and cost.get("train_tokens"):
+        cost["train_flops_estimate"] = 6 * n_params * cost["train_tokens"]
+    return cost

@@ -1,0 +1,98 @@
+"""One forward pass per data set: every likelihood-based metric is read from its result.
+
+Sequences are tokenised exactly as in training (`encode`: the model's prompt format, labels
+only on response tokens), so a forget-set NLL here is the NLL the objective pushed up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from lm_unlearn.data import PromptFormat, Record, collate, encode_records
+from lm_unlearn.evaluation.generation import autocast_for
+
+
+@dataclass
+class SequenceScores:
+    """Per-example values over response tokens (raw-text records: the whole text)."""
+
+    token_logprob: list[np.ndarray]  # log p(x_t | x_<t), fp32
+    token_zscore: list[np.ndarray]  # (log p(x_t) - mu_t) / sigma_t, for Min-K%++
+    kl: list[float] | None  # mean per-token KL(reference || model), when a reference was given
+    tokens: int  # tokens processed (forward passes over padding excluded)
+
+    @property
+    def mean_nll(self) -> np.ndarray:
+        return np.array([-lp.mean() for lp in self.token_logprob])
+
+    @property
+    def sum_logprob(self) -> np.ndarray:
+        return np.array([lp.sum() for lp in self.token_logprob])
+
+
+def _forward_logprobs(model, batch, precision: str) -> torch.Tensor:
+    with autocast_for(model, precision):
+        logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+    return torch.log_softmax(logits[:, :-1].float(), dim=-1)  # [B, T-1, V], fp32
+
+
+@torch.no_grad()
+def score_records(
+    model,
+    fmt: PromptFormat,
+    records: list[Record],
+    *,
+    max_length: int = 256,
+    batch_size: int = 8,
+    precision: str = "fp32",
+    reference=None,
+    zscores: bool = True,
+) -> SequenceScores:
+    """Token log-probs, Min-K%++ z-scores and (with `reference`) KL, from one pass per model.
+
+    Min-K%++ (Zhang et al., 2024) normalises each token's log-prob by the mean and standard
+    deviation of log p over the vocabulary under the same prefix:
+        mu_t = sum_z p(z) log p(z),  sigma_t^2 = sum_z p(z) (log p(z) - mu_t)^2.
+    KL(reference || model) = sum_z q(z) (log q(z) - log p(z)) per response position.
+    zscores=False skips the vocabulary-wide statistics (token_zscore is then empty) when only
+    log-probs are needed: they cost several passes over a [B, T, vocab] tensor.
+    """
+    model.eval()
+    device = next(model.parameters()).device
+    examples = encode_records(records, fmt, max_length)
+    pad = fmt.tokenizer.pad_token_id
+    n = len(examples)
+    logprobs: list[np.ndarray] = [np.zeros(0, dtype=np.float32)] * n
+    z_rows: list[np.ndarray] = [np.zeros(0, dtype=np.float32)] * n
+    kls: list[float] = [0.0] * n
+    order = sorted(range(n), key=lambda i: len(examples[i].input_ids))  # batches of like length pad least
+    tokens = 0
+    for start in range(0, n, batch_size):
+        rows = order[start : start + batch_size]
+        batch = collate([examples[i] for i in rows], pad).to(device)
+        tokens += batch.num_tokens
+        logp = _forward_logprobs(model, batch, precision)
+        targets = batch.labels[:, 1:]
+        mask = targets != -100
+        token_lp = logp.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+        z = token_lp
+        if zscores:
+            probs = logp.exp()
+            mu = (probs * logp).sum(-1)
+            # Two-pass variance: E[x^2] - mu^2 cancels badly when p is near uniform.
+            sigma = (probs * (logp - mu.unsqueeze(-1)).square()).sum(-1).clamp(min=1e-12).sqrt()
+            z = (token_lp - mu) / sigma
+        if reference is not None:
+            ref_logp = _forward_logprobs(reference, batch, precision)
+            kl = (ref_logp.exp() * (ref_logp - logp)).sum(-1)
+        for row, index in enumerate(rows):
+            m = mask[row]
+            logprobs[index] = token_lp[row][m].cpu().numpy()
+            if zscores:
+                z_rows[index] = z[row][m].cpu().numpy()
+            if reference is not None:
+                kls[index] = float(kl[row][m].mean())
+    return SequenceScores(logprobs, z_rows, kls if reference is not None else None, tokens)

@@ -1,0 +1,455 @@
+"""The evaluation suite: generate and score once per model and data set, then read every metric.
+
+`evaluate(model, data, cfg, original=..., retain_model=...)` returns a JSON-ready dict:
+  metrics:  {"model": {name: value}, "original": {...}, "retain_model": {...}}  flat names
+            such as "forget.rougeL", "mia.min_k.auc", "forget_quality.ks_pvalue"
+  examples: {set: [per-example rows]} for the evaluated model (and the original's generations)
+  info:     models, judge, definitions, timing
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from lm_unlearn.data import PromptFormat, Record, read_records
+from lm_unlearn.evaluation import forget_quality as fq
+from lm_unlearn.evaluation import mia
+from lm_unlearn.evaluation import text_metrics as tm
+from lm_unlearn.evaluation.catalog import SUFFIXES
+from lm_unlearn.evaluation.config import EvalConfig
+from lm_unlearn.evaluation.cost import peak_rss_bytes
+from lm_unlearn.evaluation.generation import generate
+from lm_unlearn.evaluation.judges import build_judge
+from lm_unlearn.evaluation.likelihood import SequenceScores, score_records
+from lm_unlearn.models import LoadedModel, load_model
+
+log = logging.getLogger(__name__)
+
+GEN_SETS = ("forget", "heldout", "paraphrased", "retain", "unrelated")
+LIK_SETS = ("forget", "heldout", "retain")
+FLUENCY_SETS = ("forget", "retain")
+ATTACKS = ("loss", "zlib", "min_k", "min_k_pp", "ref")
+
+
+@dataclass
+class EvalData:
+    sets: dict[str, list[Record]]  # role -> records (roles without data are absent)
+    extraction: list[tuple[str, str]] = field(default_factory=list)  # (prefix, true continuation)
+
+
+def split_half(text: str) -> tuple[str, str]:
+    words = text.split(" ")
+    cut = max(1, len(words) // 2)
+    return " ".join(words[:cut]), " " + " ".join(words[cut:])
+
+
+def load_eval_data(cfg: EvalConfig) -> EvalData:
+    sets = {}
+    for role in GEN_SETS:
+        ds = cfg.dataset(role)
+        if ds is not None:
+            sets[role] = read_records(ds, role)
+    if "forget" not in sets:
+        raise ValueError("evaluation needs a forget set")
+    ex_cfg = cfg.dataset("extraction")
+    source = read_records(ex_cfg, "extraction") if ex_cfg is not None else sets["forget"]
+    pairs = []
+    for r in source:
+        if ex_cfg is not None and not r.is_text:
+            pairs.append((r.prompt, r.response))
+        elif len(r.response.split(" ")) >= 2:
+            pairs.append(split_half(r.response))
+    return EvalData(sets=sets, extraction=pairs)
+
+
+def as_loaded(model: str | LoadedModel | None) -> LoadedModel | None:
+    if model is None or isinstance(model, LoadedModel):
+        return model
+    return load_model(model)
+
+
+def _mean(values) -> float | None:
+    values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    return float(np.mean(values)) if values else None
+
+
+@dataclass
+class Pass:
+    """Everything one model produced: generations and likelihood scores per set."""
+
+    generations: dict[str, list[str]] = field(default_factory=dict)
+    extraction: list[str] = field(default_factory=list)
+    scores: dict[str, SequenceScores] = field(default_factory=dict)
+    gen_scores: dict[str, SequenceScores] = field(default_factory=dict)  # generations under original
+    tokens: int = 0
+
+
+class Suite:
+    def __init__(self, data: EvalData, cfg: EvalConfig, precision: str):
+        self.data, self.cfg, self.precision = data, cfg, precision
+        self.groups = set(cfg.metrics)
+
+    def qa(self, role: str) -> list[Record]:
+        """The set's prompt/response records; raw-text records are only scored, not prompted."""
+        return [r for r in self.data.sets.get(role, []) if not r.is_text]
+
+    def fmt(self, lm: LoadedModel) -> PromptFormat:
+        return PromptFormat.choose(lm.tokenizer, self.cfg.template, self.cfg.system_prompt)
+
+    def generations(self, lm: LoadedModel, p: Pass) -> None:
+        fmt, cfg = self.fmt(lm), self.cfg
+        wanted = [s for s in GEN_SETS if self.qa(s)]
+        if "generation" not in self.groups:
+            wanted = [s for s in wanted if s in ("retain", "unrelated")] if "utility" in self.groups else []
+        # All sets in one call: batches sorted by length across sets pad least and run fewest steps.
+        owners = [(role, r) for role in wanted for r in self.qa(role)]
+        out = generate(
+            lm.model,
+            lm.tokenizer,
+            [fmt.prompt_text(r.prompt) for _, r in owners],
+            add_special_tokens=fmt.kind != "chat",
+            max_new_tokens=cfg.max_new_tokens,
+            batch_size=cfg.batch_size,
+            stop=cfg.stop,
+            precision=self.precision,
+        )
+        p.tokens += out.tokens
+        for (role, _), text in zip(owners, out.texts):
+            p.generations.setdefault(role, []).append(text)
+        if "extraction" in self.groups and self.data.extraction:
+            # Raw continuation, no prompt template: extraction asks what the weights reproduce.
+            # As long as the longest true continuation (as in MUSE's verbatim test), not longer.
+            longest = max(
+                len(lm.tokenizer(c, add_special_tokens=False)["input_ids"]) for _, c in self.data.extraction
+            )
+            out = generate(
+                lm.model,
+                lm.tokenizer,
+                [prefix for prefix, _ in self.data.extraction],
+                add_special_tokens=True,
+                max_new_tokens=min(cfg.max_new_tokens, longest),
+                batch_size=cfg.batch_size,
+                stop=cfg.stop,
+                precision=self.precision,
+            )
+            p.extraction, p.tokens = out.texts, p.tokens + out.tokens
+
+    def likelihoods(self, lm: LoadedModel, p: Pass, reference: LoadedModel | None, roles=LIK_SETS) -> None:
+        fmt = self.fmt(lm)
+        for role in roles:
+            if role not in self.data.sets:
+                continue
+            ref = reference.model if (reference is not None and role == "retain") else None
+            p.scores[role] = score_records(
+                lm.model,
+                fmt,
+                self.data.sets[role],
+                max_length=self.cfg.max_length,
+                batch_size=max(1, self.cfg.batch_size // 2),
+                precision=self.precision,
+                reference=ref,
+            )
+            p.tokens += p.scores[role].tokens * (2 if ref is not None else 1)
+
+    def fluency(self, p: Pass, original: LoadedModel) -> None:
+        """Score the forget and retain sets' non-empty generations under the original model.
+
+        Those two show degenerate output where it matters (refusal-like whitespace on forget
+        prompts, damage on normal prompts); the other sets are skipped to halve the cost.
+        """
+        fmt = self.fmt(original)
+        for role, texts in p.generations.items():
+            if role not in FLUENCY_SETS:
+                continue
+            records = [
+                Record(r.prompt, g, f"{role} generation {i}")
+                for i, (r, g) in enumerate(zip(self.qa(role), texts))
+                if g.strip()
+            ]
+            if records:
+                p.gen_scores[role] = score_records(
+                    original.model,
+                    fmt,
+                    records,
+                    max_length=self.cfg.max_length,
+                    batch_size=max(1, self.cfg.batch_size // 2),
+                    precision=self.precision,
+                    zscores=False,
+                )
+                p.tokens += p.gen_scores[role].tokens
+
+    def run_pass(self, name: str, lm: LoadedModel, original: LoadedModel | None, phases: dict) -> Pass:
+        """Generate, score and (with an original) score the generations' fluency, for one model."""
+        p, groups = Pass(), self.groups
+        log.info("evaluating %s (%s)", name, lm.spec)
+        with timer(phases, f"{name}.generation"):
+            self.generations(lm, p)
+        if groups & {"likelihood", "mia", "utility"}:
+            ref = original if (name == "model" and "utility" in groups) else None
+            roles = {"forget", "heldout"} if groups & {"likelihood", "mia"} else set()
+            roles |= {"retain"} if groups & {"likelihood", "utility"} else set()
+            with timer(phases, f"{name}.likelihood"):
+                self.likelihoods(lm, p, ref, roles=[r for r in LIK_SETS if r in roles])
+        if original is not None and "utility" in groups:
+            with timer(phases, f"{name}.fluency"):
+                self.fluency(p, original)
+        return p
+
+    def text_metrics(self, p: Pass, judge, original: Pass | None) -> tuple[dict, dict]:
+        metrics: dict[str, Any] = {}
+        examples: dict[str, list[dict]] = {}
+        for role, gens in p.generations.items():
+            records = self.qa(role)
+            refs = [r.response for r in records]
+            rouge = [tm.rouge_l(g, ref) for g, ref in zip(gens, refs)]
+            bleu = [tm.sentence_bleu(g, ref) for g, ref in zip(gens, refs)]
+            rows = [
+                {"prompt": r.prompt, "reference": r.response, "generation": g, "bleu": b, "rougeL": rl[2]}
+                for r, g, b, rl in zip(records, gens, bleu, rouge)
+            ]
+            m = {
+                "bleu": _mean(bleu),
+                "rougeL": _mean(x[2] for x in rouge),
+                "rougeL_recall": _mean(x[1] for x in rouge),
+                "distinct_1": tm.distinct_n(gens, 1),
+                "distinct_2": tm.distinct_n(gens, 2),
+                "unique_token_ratio": _mean(tm.unique_token_ratio(g) for g in gens),
+                "empty_rate": _mean(float(tm.is_empty(g)) for g in gens),
+            }
+            if judge is not None:
+                scores = judge.scores(gens)
+                m["judge_rate"] = _mean(float(s >= judge.threshold) for s in scores)
+                for row, s in zip(rows, scores):
+                    row["judge"] = s
+            if role in p.gen_scores:
+                lp = np.concatenate(p.gen_scores[role].token_logprob)
+                m["gen_ppl"] = float(np.exp(-lp.mean()))
+            if original is not None and role in original.generations and original is not p:
+                base = original.generations[role]
+                sims = [tm.rouge_l(g, o)[2] for g, o in zip(gens, base)]
+                m["rougeL_vs_original"] = _mean(sims)
+                m["bleu_vs_original"] = _mean(tm.sentence_bleu(g, o) for g, o in zip(gens, base))
+                if role in ("retain", "unrelated") and "utility" in self.groups:
+                    from lm_unlearn.evaluation.embeddings import cosine_pairs
+
+                    cos = cosine_pairs(gens, base)
+                    m["cosine_vs_original"] = _mean(cos)
+                    for row, c in zip(rows, cos):
+                        row["cosine_vs_original"] = c
+                for row, o, s in zip(rows, base, sims):
+                    row["original_generation"], row["rougeL_vs_original"] = o, s
+            metrics.update({f"{role}.{k}": v for k, v in m.items()})
+            examples[role] = rows
+        if p.extraction:
+            truths = [c for _, c in self.data.extraction]
+            rouge = [tm.rouge_l(g, t)[2] for g, t in zip(p.extraction, truths)]
+            bleu = [tm.sentence_bleu(g, t) for g, t in zip(p.extraction, truths)]
+            metrics["extraction.rougeL"] = _mean(rouge)
+            metrics["extraction.bleu"] = _mean(bleu)
+            metrics["extraction.leak_rate"] = _mean(float(r >= self.cfg.leak_threshold) for r in rouge)
+            examples["extraction"] = [
+                {"prompt": prefix, "reference": truth, "generation": g, "bleu": b, "rougeL": r}
+                for (prefix, truth), g, b, r in zip(self.data.extraction, p.extraction, bleu, rouge)
+            ]
+        return metrics, examples
+
+    def likelihood_metrics(self, p: Pass, examples: dict) -> dict:
+        metrics: dict[str, Any] = {}
+        for role, s in p.scores.items():
+            nll = s.mean_nll
+            metrics[f"{role}.nll"] = float(nll.mean())
+            metrics[f"{role}.prob"] = float(np.exp(-nll).mean())
+            all_lp = np.concatenate(s.token_logprob)
+            metrics[f"{role}.ppl"] = float(np.exp(-all_lp.mean()))
+            if s.kl is not None:
+                metrics[f"{role}.kl_to_original"] = float(np.mean(s.kl))
+            records = self.data.sets[role]
+            rows = examples.setdefault(role, [{"prompt": r.prompt, "reference": r.response} for r in records])
+            if len(rows) == len(nll):  # rows of generations cover only prompt records
+                for row, value in zip(rows, nll):
+                    row["nll"] = float(value)
+        return metrics
+
+    def mia_scores(self, p: Pass, reference: Pass | None) -> dict[str, dict[str, list[float]]]:
+        """attack -> {"forget": scores, "heldout": scores}."""
+        k = self.cfg.min_k
+        out: dict[str, dict[str, list[float]]] = {}
+        for role in ("forget", "heldout"):
+            s, texts = p.scores[role], [r.response for r in self.data.sets[role]]
+            per = {
+                "loss": [mia.loss_score(lp) for lp in s.token_logprob],
+                "zlib": [mia.zlib_score(lp, t) for lp, t in zip(s.token_logprob, texts)],
+                "min_k": [mia.min_k_score(lp, k) for lp in s.token_logprob],
+                "min_k_pp": [mia.min_k_pp_score(z, k) for z in s.token_zscore],
+            }
+            if reference is not None and role in reference.scores:
+                ref_lp = reference.scores[role].token_logprob
+                per["ref"] = [mia.reference_score(a, b) for a, b in zip(s.token_logprob, ref_lp)]
+            for attack, values in per.items():
+                out.setdefault(attack, {})[role] = values
+        return out
+
+
+@contextmanager
+def timer(phases: dict[str, float], name: str):
+    start = time.perf_counter()
+    yield
+    phases[name] = round(time.perf_counter() - start, 2)
+    log.info("%s: %.1f s", name, phases[name])
+
+
+def _can_mia(p: Pass) -> bool:
+    return "forget" in p.scores and "heldout" in p.scores
+
+
+def evaluate(
+    model: str | LoadedModel,
+    data: EvalData,
+    cfg: EvalConfig | None = None,
+    *,
+    original: str | LoadedModel | None = None,
+    retain_model: str | LoadedModel | None = None,
+) -> dict[str, Any]:
+    """Evaluate `model` (and, as the "before", `original`) on `data`; see the module docstring."""
+    from lm_unlearn.engine import resolve_precision
+
+    cfg = cfg or EvalConfig()
+    started = time.perf_counter()
+    precision = resolve_precision(cfg.precision)
+    suite = Suite(data, cfg, precision)
+    groups = suite.groups
+    lm, orig, retain = as_loaded(model), as_loaded(original), as_loaded(retain_model)
+    judge = None
+    if "generation" in groups:
+        judge = build_judge(
+            cfg.judge_config(),
+            [r.response for r in data.sets["forget"]],
+            [r.response for r in data.sets.get("retain", [])],
+        )
+    needs_lik = groups & {"likelihood", "mia", "utility", "forget_quality"}
+    passes: dict[str, Pass] = {}
+    phases: dict[str, float] = {}
+    cached_original = False
+    for name, loaded in (("model", lm), ("original", orig)):
+        if loaded is None:
+            continue
+        key = None
+        if name == "original" and cfg.cache_original:
+            from lm_unlearn.evaluation import cache
+
+            key = cache.pass_key(loaded, suite)
+            if key is not None and (hit := cache.load_pass(key)) is not None:
+                log.info("original's generations and scores read from the cache")
+                passes[name], cached_original = hit, True
+                continue
+        passes[name] = suite.run_pass(name, loaded, orig, phases)
+        if key is not None:
+            cache.save_pass(key, passes[name])
+    retain_pass = None
+    if retain is not None and groups & {"mia", "forget_quality"}:
+        retain_pass = Pass()
+        suite.likelihoods(retain, retain_pass, None, roles=("forget", "heldout"))
+
+    metrics: dict[str, dict[str, Any]] = {}
+    examples: dict[str, list[dict]] = {}
+    for name, p in passes.items():
+        m, ex = suite.text_metrics(p, judge, passes.get("original"))
+        if needs_lik:
+            m.update(suite.likelihood_metrics(p, ex))
+        metrics[name] = m
+        if name == "model":
+            examples = ex
+    if retain_pass is not None:
+        metrics["retain_model"] = suite.likelihood_metrics(retain_pass, {})
+
+    mia_defs: dict[str, Any] = {}
+    if "mia" in groups and _can_mia(passes["model"]):
+        retain_auc: dict[str, float] = {}
+        if retain_pass is not None and _can_mia(retain_pass):
+            ref_for_retain = passes.get("original")
+            for attack, by_role in suite.mia_scores(retain_pass, ref_for_retain).items():
+                retain_auc[attack] = mia.auc(by_role["forget"], by_role["heldout"])
+                metrics["retain_model"][f"mia.{attack}.auc"] = retain_auc[attack]
+        for name, p in passes.items():
+            # Reference attack: the original is the reference, so it is skipped for the original.
+            reference = passes.get("original") if name == "model" else None
+            for attack, by_role in suite.mia_scores(p, reference).items():
+                value = mia.auc(by_role["forget"], by_role["heldout"])
+                metrics[name][f"mia.{attack}.auc"] = value
+                if attack in retain_auc:
+                    metrics[name][f"mia.{attack}.privleak"] = mia.privleak(value, retain_auc[attack])
+                if name == "model":
+                    for role in ("forget", "heldout"):
+                        rows = examples.get(role, [])
+                        if len(rows) == len(by_role[role]):
+                            for row, v in zip(rows, by_role[role]):
+                                row[f"mia_{attack}"] = v
+        mia_defs = {"members": "forget", "nonmembers": "heldout", "reference_model": "original"}
+
+    if "forget_quality" in groups and retain is not None and len(suite.qa("forget")) >= 2:
+        ratios = {}
+        for name, loaded in (("model", lm), ("retain_model", retain), ("original", orig)):
+            if loaded is not None:
+                ratios[name] = _truth_ratios(suite, loaded, suite.qa("forget"))
+        for name, r in ratios.items():
+            metrics.setdefault(name, {})["forget_quality.truth_ratio"] = float(np.mean(r))
+            if name != "retain_model":
+                pvalue, stat = fq.forget_quality(r, ratios["retain_model"])
+                metrics[name]["forget_quality.ks_pvalue"] = pvalue
+                metrics[name]["forget_quality.ks_stat"] = stat
+        for row, v in zip(examples.get("forget", []), ratios["model"]):
+            row["truth_ratio"] = float(v)
+
+    wall = time.perf_counter() - started
+    phases["other (metrics, judge, retain model)"] = round(wall - sum(phases.values()), 2)
+    tokens = sum(p.tokens for p in passes.values()) + (retain_pass.tokens if retain_pass else 0)
+    return {
+        "version": 1,
+        "metrics": metrics,
+        "examples": examples,
+        "info": {
+            "models": {
+                "model": lm.spec,
+                "original": orig.spec if orig else None,
+                "retain_model": retain.spec if retain else None,
+            },
+            "judge": getattr(judge, "name", None),
+            "sets": {role: len(recs) for role, recs in data.sets.items()}
+            | {"extraction": len(data.extraction)},
+            "groups": sorted(groups),
+            "precision": precision,
+            "config": cfg.model_dump(mode="json"),
+            "definitions": SUFFIXES | {"mia": mia_defs, "forget_quality": fq.__doc__.strip()},
+            "eval_cost": {
+                "wall_s": round(wall, 2),
+                "tokens": int(tokens),
+                "peak_rss_bytes": peak_rss_bytes(),
+                "phases_s": phases,
+                "original_from_cache": cached_original,
+            },
+        },
+    }
+
+
+def _truth_ratios(suite: Suite, lm: LoadedModel, forget: list[Record]) -> np.ndarray:
+    """TOFU truth ratio per forget question; false answers from other forget questions."""
+    answers = [r.response for r in forget]
+    false = fq.false_answers(answers)
+    fmt = suite.fmt(lm)
+    kw = dict(
+        max_length=suite.cfg.max_length,
+        batch_size=max(1, suite.cfg.batch_size // 2),
+        precision=suite.precision,
+        zscores=False,
+    )
+    true_nll = score_records(lm.model, fmt, forget, **kw).mean_nll
+    flat = [Record(r.prompt, a, f"{r.source} (false answer)") for r, alts in zip(forget, false) for a in alts]
+    false_nll = score_records(lm.model, fmt, flat, **kw).mean_nll.reshape(len(forget), -1)
+    return fq.truth_ratio(true_nll, false_nll)

@@ -1,0 +1,60 @@
+import zlib
+
+import numpy as np
+import pytest
+
+from lm_unlearn.evaluation import mia
+from lm_unlearn.evaluation.forget_quality import false_answers, forget_quality, truth_ratio
+
+LOGPROBS = np.array([-0.1, -2.0, -0.5, -3.0, -1.0])
+
+
+def test_loss_and_min_k_on_fixed_vector():
+    assert mia.loss_score(LOGPROBS) == pytest.approx(-6.6 / 5)
+    # k = 0.4 of 5 tokens -> the 2 lowest: -3.0 and -2.0
+    assert mia.min_k_score(LOGPROBS, 0.4) == pytest.approx(-2.5)
+    # k = 0.1 -> floor(0.5) = 0, at least one token: the lowest
+    assert mia.min_k_score(LOGPROBS, 0.1) == pytest.approx(-3.0)
+    assert mia.min_k_score(LOGPROBS, 1.0) == pytest.approx(-6.6 / 5)
+
+
+def test_min_k_pp_uses_z_scores():
+    z = np.array([0.5, -1.5, 0.0, -0.5, 2.0])
+    assert mia.min_k_pp_score(z, 0.4) == pytest.approx(-1.0)
+
+
+def test_zlib_and_reference_scores():
+    text = "Harry Potter attends Hogwarts."
+    assert mia.zlib_score(LOGPROBS, text) == pytest.approx((-6.6 / 5) / len(zlib.compress(text.encode())))
+    assert mia.reference_score(LOGPROBS, LOGPROBS - 0.25) == pytest.approx(0.25)
+
+
+def test_auc_identical_distributions_is_half():
+    scores = [0.1, 0.4, 0.4, 0.9]
+    assert mia.auc(scores, scores) == pytest.approx(0.5)
+    assert mia.auc([2.0, 3.0], [0.0, 1.0]) == pytest.approx(1.0)
+    assert mia.auc([0.0, 1.0], [2.0, 3.0]) == pytest.approx(0.0)
+
+
+def test_privleak():
+    assert mia.privleak(0.7, 0.7) == 0.0
+    assert mia.privleak(0.75, 0.5) == pytest.approx(0.5)
+    assert mia.privleak(0.25, 0.5) == pytest.approx(-0.5)
+
+
+def test_ks_on_two_fixed_samples():
+    # Fully separated samples of 4 and 4: D = 1, exact two-sided p = 2 / C(8, 4) = 2/70.
+    pvalue, stat = forget_quality(np.array([1.0, 2.0, 3.0, 4.0]), np.array([5.0, 6.0, 7.0, 8.0]))
+    assert stat == pytest.approx(1.0)
+    assert pvalue == pytest.approx(2 / 70)
+    pvalue, stat = forget_quality(np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 3.0]))
+    assert (pvalue, stat) == pytest.approx((1.0, 0.0))
+
+
+def test_truth_ratio_hand_computed():
+    ratio = truth_ratio(np.array([1.0, 2.0]), np.array([[2.0, 3.0], [2.0, 2.0]]))
+    assert ratio == pytest.approx([np.exp(1.0 - 2.5), 1.0])
+
+
+def test_false_answers_are_other_answers():
+    assert false_answers(["a", "b", "c"], count=3) == [["b", "c"], ["c", "a"], ["a", "b"]]
