@@ -12,7 +12,7 @@ from contextlib import AbstractContextManager, nullcontext
 
 import torch
 
-from lm_unlearn.data.tokenize import Batch
+from lm_unlearn.data.tokenize import IGNORE, Batch
 from lm_unlearn.objectives.hidden import capture_layers
 from lm_unlearn.objectives.outputs import Outputs
 
@@ -44,6 +44,10 @@ class StepContext:
         # Decoder layers whose outputs every forward records (set by the Objective from its
         # terms' declarations, e.g. RMU's steering layer); empty means no hooks at all.
         self.hidden_layers: tuple[int, ...] = ()
+        # Splits whose current-model forwards run as one concatenated batch (the engine sets the
+        # splits its objective reads, under bf16). Autocast then casts the frozen weights to bf16
+        # and keeps those copies for backward once, not once per split (docs/performance.md).
+        self.together: tuple[str, ...] = ()
 
     def batch(self, split: str) -> Batch:
         if split not in self._batches:
@@ -53,10 +57,20 @@ class StepContext:
     def outputs(self, split: str) -> Outputs:
         """Current model on `split`, with gradients."""
         if split not in self._outputs:
-            batch = self.batch(split)
+            group = [s for s in self.together if s not in self._outputs] if split in self.together else []
+            batches = [self.batch(s) for s in group]
+            if len(group) < 2 or not all(_right_padded(b) for b in batches):
+                group, batches = [split], [self.batch(split)]
+            joined = batches[0] if len(batches) == 1 else _concat(batches)
             with self._autocast(), capture_layers(self.model, self.hidden_layers) as hidden:
-                logits = self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-            self._outputs[split] = Outputs(logits, batch, hidden)
+                logits = self.model(input_ids=joined.input_ids, attention_mask=joined.attention_mask).logits
+            start = 0
+            for name, batch in zip(group, batches):
+                # Right padding: a row's logits up to its own width are those of a separate pass.
+                rows, width = slice(start, start + batch.input_ids.shape[0]), batch.input_ids.shape[1]
+                parts = {layer: h[rows, :width] for layer, h in hidden.items()}
+                self._outputs[name] = Outputs(logits[rows, :width], batch, parts)
+                start = rows.stop
         return self._outputs[split]
 
     def reference(self, split: str) -> Outputs:
@@ -75,3 +89,23 @@ class StepContext:
     @property
     def computed(self) -> dict[str, Outputs]:
         return self._outputs
+
+
+def _right_padded(batch: Batch) -> bool:
+    mask = batch.attention_mask.bool()
+    lengths = mask.sum(dim=1, keepdim=True)
+    return bool((mask == (torch.arange(mask.shape[1], device=mask.device) < lengths)).all())
+
+
+def _concat(batches: list[Batch]) -> Batch:
+    """Right-pad every batch to the widest and stack them (padding: id 0, mask 0, label IGNORE)."""
+    width = max(b.input_ids.shape[1] for b in batches)
+
+    def pad(t: torch.Tensor, value: int) -> torch.Tensor:
+        return torch.nn.functional.pad(t, (0, width - t.shape[1]), value=value)
+
+    return Batch(
+        torch.cat([pad(b.input_ids, 0) for b in batches]),
+        torch.cat([pad(b.attention_mask, 0) for b in batches]),
+        torch.cat([pad(b.labels, IGNORE) for b in batches]),
+    )

@@ -54,16 +54,11 @@ class Outputs:
     @cached_property
     def token_logprob(self) -> torch.Tensor:
         """[B, T-1] fp32 log p(y_t | y_<t) of each response token, 0 elsewhere."""
-        targets = self.batch.labels[:, 1:]
-        logits = self.logits[:, :-1].float()
-        # cross_entropy is fused (no [B, T, V] log-softmax copy kept for backward).
-        nll = F.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]),
-            targets.reshape(-1),
-            ignore_index=IGNORE,
-            reduction="none",
-        ).view_as(targets)
-        return -nll * self.response_mask
+        targets, mask = self.batch.labels[:, 1:], self.response_mask
+        # Only response positions (a minority in QA batches: prompts and padding are the rest) are
+        # upcast to fp32 and kept by the fused cross_entropy for backward (docs/performance.md).
+        nll = F.cross_entropy(self.logits[:, :-1][mask].float(), targets[mask], reduction="none")
+        return torch.zeros(targets.shape, dtype=nll.dtype, device=nll.device).masked_scatter(mask, -nll)
 
     @cached_property
     def response_length(self) -> torch.Tensor:

@@ -1,0 +1,354 @@
+"""`unlearn bench`: how fast and how lean unlearning and evaluation run on this machine.
+
+Training numbers come from the product's own loop: each method runs `engine.train` for a few
+warm-up and timed steps, and step time and tokens are read from the run's metrics.jsonl. Each
+measurement runs in a fresh process (unless isolate=False), so its peak resident memory is that
+run's alone. The machine's matmul peak is measured in the same bench, before and after the
+methods, so the achieved fraction of it stays meaningful on a loaded or throttled machine.
+
+Achieved model FLOP/s follow the usual convention (Kaplan et al. 2020; PaLM's MFU):
+6 * N * tokens/s, with N the weights of the matrix multiplications (every nn.Linear, the
+output head included; the input embedding is a lookup and is not counted unless it is tied to
+the head). It is a convention, not a hardware count: LoRA skips the frozen weights' gradients
+(about 4N per token) and a live reference adds a 2N forward per referenced token.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import multiprocessing
+import os
+import platform
+import resource
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lm_unlearn.config import RunConfig, apply_overrides, validate_config
+from lm_unlearn.errors import DataError, UnlearnError
+
+GIB = 2**30
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_peak(dtype: torch.dtype, device: str | torch.device = "cpu", size: int | None = None) -> float:
+    """Best observed FLOP/s of a square matmul (2 * size^3 FLOPs each) in `dtype` on `device`.
+
+    The best of five ~0.25 s windows: on a shared machine the best window is the closest to
+    what the hardware can do, and the training step is measured under the same conditions.
+    """
+    device = torch.device(device)
+    size = size or (8192 if device.type == "cuda" else 2048)
+    a = torch.randn(size, size, device=device).to(dtype)
+    b = torch.randn(size, size, device=device).to(dtype)
+    for _ in range(2):
+        a @ b
+    _sync(device)
+    best = 0.0
+    for _ in range(5):
+        start, count = time.perf_counter(), 0
+        while True:
+            a @ b
+            count += 1
+            _sync(device)
+            elapsed = time.perf_counter() - start
+            if elapsed > 0.25:
+                break
+        best = max(best, 2 * size**3 * count / elapsed)
+    return best
+
+
+def count_matmul_params(model: torch.nn.Module) -> int:
+    """Weights of every nn.Linear (each tensor once, so a tied head counts once)."""
+    seen: set[int] = set()
+    total = 0
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear) and id(module.weight) not in seen:
+            seen.add(id(module.weight))
+            total += module.weight.numel()
+    return total
+
+
+def matmul_params_of(model_dir: str | Path) -> int:
+    """count_matmul_params of a saved model, built on the meta device (no weights read)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(model_dir)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+    return count_matmul_params(model)
+
+
+def peak_memory(device: torch.device) -> dict[str, float]:
+    """Peak resident memory of this process (GiB), and peak GPU memory allocated on a GPU."""
+    out = {"peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GIB}
+    if device.type == "cuda":
+        out["peak_gpu_allocated_gib"] = torch.cuda.max_memory_allocated(device) / GIB
+    return out
+
+
+def bench_device() -> torch.device:
+    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+
+
+def bench_method(cfg_data: dict[str, Any], warmup: int, steps: int, workdir: str) -> dict[str, Any]:
+    """Run `engine.train` for warmup + steps steps; time the last `steps` from metrics.jsonl."""
+    from lm_unlearn.engine import resolve_precision, train
+
+    device = bench_device()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    data = json.loads(json.dumps(cfg_data))  # a private copy
+    apply_overrides(
+        data,
+        [
+            f"train.max_steps={warmup + steps}",
+            "train.checkpoint_every=0",
+            f"output_dir={workdir}",
+            f"name=bench-{data.get('method') or 'custom'}",
+        ],
+    )
+    cfg = validate_config(data, "bench")
+    run_dir = Path(cfg.output_dir) / str(cfg.name)
+    started = time.perf_counter()
+    result = train(cfg, run_dir)
+    total_s = time.perf_counter() - started
+    rows = result.history
+    if len(rows) < warmup + steps:
+        raise UnlearnError(
+            f"bench {cfg.method}: the run stopped after {len(rows)} of {warmup + steps} steps "
+            f"({result.stop_reason}); bench a method that trains, or lower --steps"
+        )
+    elapsed = [0.0] + [r["elapsed_s"] for r in rows]
+    step_times = [elapsed[i + 1] - elapsed[i] for i in range(warmup, warmup + steps)]
+    timed_s = elapsed[warmup + steps] - elapsed[warmup]
+    tokens = sum(r["tokens"] for r in rows[warmup : warmup + steps])
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    n = matmul_params_of(manifest["source_model"]["path"])
+    return {
+        "method": cfg.method or "custom",
+        "objective": manifest["objective"],
+        "mode": cfg.train.mode,
+        "reference": cfg.train.reference,
+        "precision": resolve_precision(cfg.train.precision),
+        "gradient_checkpointing": cfg.train.gradient_checkpointing,
+        "batch_size": cfg.train.batch_size,
+        "retain_batch_size": cfg.train.retain_batch_size or cfg.train.batch_size,
+        "warmup_steps": warmup,
+        "timed_steps": steps,
+        "step_s": statistics.median(step_times),
+        "step_s_each": [round(s, 4) for s in step_times],
+        "tokens_per_step": tokens / steps,
+        "tokens_per_s": tokens / timed_s,
+        "setup_s": total_s - elapsed[-1],  # load, reference precompute, saving: outside the steps
+        "matmul_params": n,
+        "model_flops_per_s": 6 * n * tokens / timed_s,
+        **peak_memory(device),
+    }
+
+
+def bench_eval(
+    cfg_data: dict[str, Any], prompts: int, max_new_tokens: int, batch_size: int
+) -> dict[str, Any]:
+    """Greedy generation (batched, and one prompt at a time) and scoring throughput."""
+    from lm_unlearn.data import PromptFormat, read_records
+    from lm_unlearn.engine import _datasets, resolve_precision
+    from lm_unlearn.evaluation.generation import generate
+    from lm_unlearn.evaluation.likelihood import score_records
+    from lm_unlearn.models import load_model
+
+    device = bench_device()
+    cfg = validate_config(json.loads(json.dumps(cfg_data)), "bench")
+    precision = resolve_precision(cfg.train.precision)
+    loaded = load_model(
+        cfg.model.name, revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code
+    )
+    model, tokenizer = loaded.model.to(device), loaded.tokenizer
+    fmt = PromptFormat.choose(tokenizer, cfg.model.template, cfg.model.system_prompt)
+    forget_cfg, _ = _datasets(cfg)
+    records = [r for r in read_records(forget_cfg, "forget") if r.prompt][:prompts]
+    if not records:
+        raise DataError(f"{forget_cfg.path}: no prompt/response records to generate from; use --no-eval")
+    inputs = [fmt.prompt_text(r.prompt) for r in records]
+    special = fmt.kind != "chat"
+    prompt_tokens = sum(len(tokenizer(t, add_special_tokens=special)["input_ids"]) for t in inputs)
+
+    def timed_generation(size: int) -> tuple[float, int]:
+        generate(
+            model,
+            tokenizer,
+            inputs[:size],
+            add_special_tokens=special,
+            max_new_tokens=4,
+            batch_size=size,
+            precision=precision,
+        )  # warm-up
+        _sync(device)
+        start = time.perf_counter()
+        out = generate(
+            model,
+            tokenizer,
+            inputs,
+            add_special_tokens=special,
+            max_new_tokens=max_new_tokens,
+            batch_size=size,
+            precision=precision,
+        )
+        _sync(device)
+        return time.perf_counter() - start, out.tokens - prompt_tokens
+
+    batched_s, batched_new = timed_generation(batch_size)
+    single_s, single_new = timed_generation(1)
+    score_records(model, fmt, records[:2], max_length=cfg.data.max_length, batch_size=2, precision=precision)
+    start = time.perf_counter()
+    scores = score_records(
+        model,
+        fmt,
+        records,
+        max_length=cfg.data.max_length,
+        batch_size=batch_size,
+        precision=precision,
+        zscores=False,
+    )
+    _sync(device)
+    score_s = time.perf_counter() - start
+    gen_tps, single_tps = batched_new / batched_s, single_new / single_s
+    return {
+        "precision": precision,
+        "prompts": len(records),
+        "max_new_tokens": max_new_tokens,
+        "batch_size": batch_size,
+        "generated_tokens": batched_new,  # batched and one-at-a-time greedy runs should agree
+        "generated_tokens_one_at_a_time": single_new,
+        "generated_tokens_per_s": gen_tps,
+        "generated_tokens_per_s_one_at_a_time": single_tps,
+        "generation_speedup": gen_tps / single_tps if single_tps else float("nan"),
+        "scored_tokens_per_s": scores.tokens / score_s,
+        **peak_memory(device),
+    }
+
+
+def _isolated(fn: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
+    """fn(*args) in a fresh process, so its peak memory is its own."""
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+        return pool.submit(fn, *args).result()
+
+
+def _cpu_model() -> str:
+    """The CPU's name and its bf16 matmul instructions (AMX or AVX-512 BF16), from /proc/cpuinfo."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.machine()
+    name = next(
+        (line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), ""
+    )
+    flags = set(
+        next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    )
+    bf16 = [f for f in ("amx_bf16", "avx512_bf16") if f in flags]
+    return f"{name or platform.machine()} ({', '.join(bf16) or 'no bf16 matmul instructions'})"
+
+
+def machine_info(device: torch.device) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "device": device.type,
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+    }
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    if hasattr(os, "getloadavg"):
+        info["load_average_1min_at_start"] = os.getloadavg()[0]
+    return info
+
+
+def run_bench(
+    cfg: RunConfig,
+    methods: list[str],
+    *,
+    warmup: int = 1,
+    steps: int = 3,
+    eval_prompts: int = 16,
+    max_new_tokens: int = 32,
+    eval_batch_size: int = 16,
+    with_eval: bool = True,
+    isolate: bool = True,
+    peak_size: int | None = None,
+) -> dict[str, Any]:
+    """Measure each method in `methods` (recipe names; empty: cfg's own), evaluation and the peak."""
+    device = bench_device()
+    call = _isolated if isolate else (lambda fn, *args: fn(*args))
+    result: dict[str, Any] = {"machine": machine_info(device), "memory_isolated": isolate}
+
+    def peaks() -> dict[str, float]:
+        return {
+            "fp32": matmul_peak(torch.float32, device, peak_size),
+            "bf16": matmul_peak(torch.bfloat16, device, peak_size),
+        }
+
+    before = peaks()
+    base = cfg.model_dump(mode="json")
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="lm_unlearn_bench_") as workdir:
+        for method in methods or [cfg.method]:
+            data = dict(base, method=method, objective=None) if methods else base
+            runs.append(call(bench_method, data, warmup, steps, workdir))
+    result["train"] = runs
+    if with_eval:
+        result["eval"] = call(bench_eval, base, eval_prompts, max_new_tokens, eval_batch_size)
+    after = peaks()
+    peak = {k: max(before[k], after[k]) for k in before}
+    result["matmul_peak_flops"] = peak
+    result["matmul_peak_flops_each"] = {"before": before, "after": after}
+    for run in runs:
+        run["fraction_of_peak"] = (
+            run["model_flops_per_s"] / peak["bf16" if run["precision"] == "bf16" else "fp32"]
+        )
+    if hasattr(os, "getloadavg"):
+        result["machine"]["load_average_1min_at_end"] = os.getloadavg()[0]
+    return result
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """A short plain-text summary of `run_bench`'s result."""
+    peak, machine = result["matmul_peak_flops"], result["machine"]
+    memory = "peak_gpu_allocated_gib" if result["machine"]["device"] == "cuda" else "peak_rss_gib"
+    lines = [
+        f"matmul peak: fp32 {peak['fp32'] / 1e9:.0f} GFLOP/s, bf16 {peak['bf16'] / 1e9:.0f} GFLOP/s "
+        f"({machine.get('gpu', machine['cpu'])}, {machine['torch_threads']} CPU threads, "
+        f"load {machine.get('load_average_1min_at_start', float('nan')):.1f})",
+        "",
+        f"{'method':<12} {'mode':<5} {'ref':<10} {'prec':<5} {'tok/step':>8} {'step s':>7} {'tok/s':>8} "
+        f"{'6N GF/s':>8} {'% peak':>7} {'mem GiB':>8}",
+    ]
+    for r in result["train"]:
+        lines.append(
+            f"{r['method']:<12} {r['mode']:<5} {r['reference']:<10} {r['precision']:<5} "
+            f"{r['tokens_per_step']:>8.0f} {r['step_s']:>7.3f} {r['tokens_per_s']:>8.1f} "
+            f"{r['model_flops_per_s'] / 1e9:>8.1f} {100 * r['fraction_of_peak']:>6.1f}% {r[memory]:>8.2f}"
+        )
+    if "eval" in result:
+        e = result["eval"]
+        lines += [
+            "",
+            f"generation: {e['generated_tokens_per_s']:.1f} tok/s batched ({e['batch_size']}), "
+            f"{e['generated_tokens_per_s_one_at_a_time']:.1f} tok/s one at a time "
+            f"({e['generation_speedup']:.1f}x); scoring: {e['scored_tokens_per_s']:.0f} tok/s",
+        ]
+    if not result["memory_isolated"]:
+        lines.append("memory: process peak, not isolated per method (run without --no-isolate to isolate)")
+    return "\n".join(lines)

@@ -1,0 +1,85 @@
+"""The hot-path speed changes keep results: one concatenated forward over several splits, and
+cross-entropy over response positions only."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lm_unlearn.data import PromptFormat, Record, collate, encode_records
+from lm_unlearn.data.sampling import StepData
+from lm_unlearn.data.tokenize import IGNORE, Batch
+from lm_unlearn.models import load_model
+from lm_unlearn.objectives import StepContext
+from lm_unlearn.objectives.outputs import Outputs
+
+FORGET = [("Who wrote the books?", "J.K. Rowling."), ("What is the owl called?", "Hedwig, a snowy owl.")]
+RETAIN = [("What is the capital of France, the country?", "Paris."), ("What do bees make?", "Honey.")]
+
+
+def _setup(model_dir):
+    loaded = load_model(str(model_dir))
+    fmt = PromptFormat.choose(loaded.tokenizer, "auto")
+    forget = [Record(p, r, f"forget:{i}") for i, (p, r) in enumerate(FORGET)]
+    retain = [Record(p, r, f"retain:{i}") for i, (p, r) in enumerate(RETAIN)]
+    data = StepData(
+        encode_records(forget, fmt, 64), forget, encode_records(retain, fmt, 64), retain, fmt, 2, 2, 64, 0
+    )
+    return loaded.model.float(), data
+
+
+def _run(model, data, together, make_batch=None):
+    calls = []
+    handle = model.register_forward_hook(lambda *_: calls.append(1))
+    ctx = StepContext(model, make_batch or (lambda split: data.batch(split, 0)))
+    ctx.together, ctx.hidden_layers = together, (1,)
+    model.zero_grad(set_to_none=True)
+    loss = ctx.outputs("forget").mean_nll.mean() - ctx.outputs("retain").mean_nll.mean()
+    loss = loss + ctx.outputs("retain").layer(1).pow(2).mean()
+    loss.backward()
+    handle.remove()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    return ctx, grads, len(calls)
+
+
+def test_one_concatenated_forward_equals_separate_forwards(tiny_model_dir):
+    model, data = _setup(tiny_model_dir)
+    assert data.batch("forget", 0).input_ids.shape[1] != data.batch("retain", 0).input_ids.shape[1]
+    apart, apart_grads, apart_calls = _run(model, data, ())
+    joint, joint_grads, joint_calls = _run(model, data, ("forget", "retain"))
+    assert (apart_calls, joint_calls) == (2, 1)
+    for split in ("forget", "retain"):
+        a, b = apart.outputs(split), joint.outputs(split)
+        assert b.logits.shape == a.logits.shape and torch.equal(b.batch.input_ids, a.batch.input_ids)
+        torch.testing.assert_close(b.logits, a.logits, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(b.token_logprob, a.token_logprob, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(b.layer(1), a.layer(1), rtol=1e-5, atol=1e-5)
+    assert joint_grads.keys() == apart_grads.keys()
+    for name in apart_grads:
+        torch.testing.assert_close(joint_grads[name], apart_grads[name], rtol=1e-4, atol=1e-6)
+
+
+def test_left_padded_batches_are_forwarded_separately(tiny_model_dir):
+    model, data = _setup(tiny_model_dir)
+    pad = data.pad_id
+
+    def left(split):  # padding on the left cannot be joined by right-padding to one width
+        examples = data.forget if split == "forget" else data.retain
+        return collate(examples[:2], pad, padding_side="left")
+
+    _, _, calls = _run(model, data, ("forget", "retain"), make_batch=left)
+    assert calls == 2
+
+
+def test_token_logprob_counts_response_positions_only():
+    logits = torch.randn(2, 4, 5, requires_grad=True)
+    labels = torch.tensor([[IGNORE, IGNORE, 3, 1], [IGNORE, 2, 4, IGNORE]])
+    batch = Batch(torch.zeros(2, 4, dtype=torch.long), torch.ones(2, 4, dtype=torch.long), labels)
+    out = Outputs(logits, batch)
+    logp = F.log_softmax(logits.detach(), dim=-1)
+    # logits[:, t] predicts token t + 1: row 0 answers tokens 2 and 3, row 1 tokens 1 and 2.
+    expected = torch.tensor([[0.0, logp[0, 1, 3], logp[0, 2, 1]], [logp[1, 0, 2], logp[1, 1, 4], 0.0]])
+    torch.testing.assert_close(out.token_logprob, expected)
+    out.seq_logprob.sum().backward()
+    assert logits.grad[0, 0].abs().sum() == 0 and logits.grad[1, 2].abs().sum() == 0  # prompt, padding
+    assert logits.grad[0, 1].abs().sum() > 0 and logits.grad[1, 0].abs().sum() > 0
+    assert out.seq_logprob[0].item() == pytest.approx(float(logp[0, 1, 3] + logp[0, 2, 1]), rel=1e-6)
