@@ -66,5 +66,8 @@ def privleak(auc_unlearned: float, auc_retrain: float) -> float:
 
     0 means as private as a model retrained without the forget set; > 0 under-unlearning
     (forget data still looks like members), < 0 over-unlearning (it looks less than never seen).
+    Undefined (NaN) when AUC_retrain is 0, which small forget/held-out sets can give.
     """
+    if auc_retrain == 0:
+        return float("nan")
     return (auc_unlearned - auc_retrain) / auc_retrain

@@ -10,6 +10,7 @@ from lm_unlearn.objectives.terms import (  # noqa: F401
     nll,
     npo,
     rmu,
+    sft,
     simnpo,
     task_vector,
     undial,

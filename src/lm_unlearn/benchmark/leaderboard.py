@@ -1,0 +1,132 @@
+"""The benchmark leaderboard: rows from eval.json files, Markdown + CSV, a trade-off plot per scenario."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import json
+import math
+import statistics
+from pathlib import Path
+from typing import Any
+
+from lm_unlearn.files import atomic_write_text
+
+# (metric in eval.json's metrics.model, column header, what it means)
+METRICS = (
+    ("forget_quality.ks_pvalue", "forget quality", "KS-test p-value of truth ratios vs the retrain model; ↑"),
+    ("forget_quality.truth_ratio", "truth ratio", "TOFU truth ratio on forget questions"),
+    ("forget.rougeL", "forget ROUGE-L", "recall of forget answers in generations; ↓"),
+    ("forget.nll", "forget NLL", "mean token NLL of forget answers; ↑ = forgotten"),
+    ("paraphrased.rougeL", "paraphrased ROUGE-L", "forget questions reworded; ↓"),
+    ("heldout.rougeL", "heldout ROUGE-L", "people never taught (the floor)"),
+    ("retain.rougeL", "retain ROUGE-L", "answers about retained people; ↑"),
+    ("retain.rougeL_vs_original", "retain vs target", "ROUGE-L of retain generations vs the target's; ↑"),
+    ("retain.ppl", "retain PPL", "perplexity of retain answers; ↓"),
+    ("mia.min_k.privleak", "PrivLeak", "Min-K% MIA AUC vs the retrain model's, relative; 0 is ideal"),
+    ("cost.train_wall_s", "train s", "unlearning wall time"),
+    ("cost.eval_wall_s", "eval s", "evaluation wall time"),
+)
+KEYS = ("scenario", "method", "kind", "seed")
+REFERENCES = ("retrain", "target")  # shown first in each scenario, in this order
+
+
+def row_from_eval(scenario: str, method: str, kind: str, seed: int | str, eval_json: Path) -> dict[str, Any]:
+    """One leaderboard row: the evaluated model's metrics, train and evaluation wall time."""
+    result = json.loads(Path(eval_json).read_text(encoding="utf-8"))
+    metrics = dict(result.get("metrics", {}).get("model", {}))
+    metrics["cost.train_wall_s"] = result.get("run_cost", {}).get("train_wall_s")
+    metrics["cost.eval_wall_s"] = result.get("info", {}).get("eval_cost", {}).get("wall_s")
+    row: dict[str, Any] = {"scenario": scenario, "method": method, "kind": kind, "seed": seed}
+    row.update({name: _number(metrics.get(name)) for name, _, _ in METRICS})
+    return row
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+
+
+def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean over seeds per (scenario, method); `<metric>.std` holds the sample std (2+ seeds)."""
+    groups: dict[tuple[str, str, str], list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row["scenario"], row["method"], row["kind"]), []).append(row)
+    out = []
+    for (scenario, method, kind), members in groups.items():
+        agg: dict[str, Any] = {"scenario": scenario, "method": method, "kind": kind, "seeds": len(members)}
+        for name, _, _ in METRICS:
+            values = [m[name] for m in members if m[name] is not None]
+            agg[name] = statistics.fmean(values) if values else None
+            agg[name + ".std"] = statistics.stdev(values) if len(values) > 1 else None
+        out.append(agg)
+    return sorted(out, key=_order)
+
+
+def _order(row: dict[str, Any]) -> tuple:
+    """Per scenario: retrain, target, then methods by forget quality (best first), then name."""
+    ref = REFERENCES.index(row["method"]) if row["kind"] == "reference" else len(REFERENCES)
+    fq = row.get("forget_quality.ks_pvalue")
+    return (row["scenario"], ref, -(fq if fq is not None else -1.0), row["method"])
+
+
+def _cell(value: float | None, std: float | None = None) -> str:
+    if value is None:
+        return "-"
+    text = f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
+    return text + (f" ± {std:.2g}" if std is not None else "")
+
+
+def markdown(rows: list[dict[str, Any]], title: str, notes: list[str] | None = None) -> str:
+    """The aggregated rows as a Markdown table, with a legend of the columns."""
+    head = ["scenario", "method", "seeds"] + [header for _, header, _ in METRICS]
+    lines = [f"# {title}", ""] + [f"{n}" for n in notes or []] + ([""] if notes else [])
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in rows:
+        method = f"*{row['method']}* (reference)" if row["kind"] == "reference" else row["method"]
+        cells = [row["scenario"], method, str(row["seeds"])]
+        cells += [_cell(row[name], row.get(name + ".std")) for name, _, _ in METRICS]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Columns (mean over seeds, ± sample standard deviation when there are several):", ""]
+    lines += [f"- **{header}** (`{name}`): {meaning}" for name, header, meaning in METRICS]
+    return "\n".join(lines) + "\n"
+
+
+def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    """Every (scenario, method, seed) row, one metric per column under its eval.json name."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(KEYS) + [name for name, _, _ in METRICS])
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in writer.fieldnames})
+    atomic_write_text(path, buffer.getvalue())
+
+
+def tradeoff_png(rows: list[dict[str, Any]], scenario: str) -> bytes | None:
+    """Forget quality (x) vs retain quality (y) for one scenario's aggregated rows, as PNG bytes."""
+    from lm_unlearn.report.plots import tradeoff_scatter
+
+    mine = [r for r in rows if r["scenario"] == scenario]
+    x_name = "forget_quality.ks_pvalue"
+    for y_name in ("retain.rougeL", "retain.ppl"):
+        points = [(r["method"], r[x_name], r[y_name]) for r in mine]
+        if sum(1 for _, x, y in points if x is not None and y is not None) >= 2:
+            png = tradeoff_scatter(points, f"{x_name} (higher = closer to retrain)", y_name)
+            return base64.b64decode(png) if png else None
+    return None
+
+
+def write_leaderboard(seed_rows: list[dict[str, Any]], out_dir: Path, title: str, notes=None) -> dict:
+    """Write leaderboard.md, leaderboard.csv and tradeoff-<scenario>.png; return their paths."""
+    out_dir = Path(out_dir)
+    rows = aggregate(seed_rows)
+    paths: dict[str, Path] = {"markdown": out_dir / "leaderboard.md", "csv": out_dir / "leaderboard.csv"}
+    atomic_write_text(paths["markdown"], markdown(rows, title, notes))
+    write_csv(seed_rows, paths["csv"])
+    for scenario in sorted({r["scenario"] for r in rows}):
+        png = tradeoff_png(rows, scenario)
+        if png is not None:
+            path = out_dir / f"tradeoff-{scenario}.png"
+            path.write_bytes(png)
+            paths[f"plot:{scenario}"] = path
+    return paths

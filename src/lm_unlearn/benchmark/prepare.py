@@ -1,0 +1,308 @@
+"""`unlearn prepare`: teach a base model a scenario (the "target") and its retain part only
+(the "retrain" gold standard), cached under the user cache directory.
+
+A generated scenario is invented, so no model knows it: before anything can be unlearned the
+base model is fine-tuned on `learn.jsonl` (the `sft` term). The retrain model is fine-tuned the
+same way on `learn.jsonl` without its forget part; an ideal unlearning method ends where it
+is (TOFU's retain model, Maini et al., 2024). Both live in
+
+    cache_dir()/prepared/<scenario>-seed<S>-<hash>/
+        data/        the scenario files (run.yaml, eval.yaml, ...)
+        teach/       target.jsonl, retrain.jsonl: exactly what each model was taught
+        target/      a run directory; target/model is the taught model
+        retrain/     likewise
+        prepared.json
+
+The hash covers the base model, the scenario files and the teaching settings, so a change in
+any of them prepares afresh; the directory is built beside its final place and renamed in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import inspect
+import json
+import logging
+import math
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lm_unlearn.config import DEFAULT_MODEL
+from lm_unlearn.errors import DataError
+from lm_unlearn.files import atomic_directory, atomic_write_json, sha256_tree
+
+log = logging.getLogger(__name__)
+
+VERSION = 1  # bump when the teaching procedure changes, so old caches are not reused
+ROLES_WITH_DATA = ("forget", "retain", "heldout")
+
+
+@dataclass(frozen=True)
+class TeachSettings:
+    """How a model is taught a scenario. Defaults: SmolLM2-135M on a 2-core CPU in minutes."""
+
+    # LoRA: 25-28 s per step of 8 on SmolLM2-135M vs 42 s for full fine-tuning, measured on a
+    # busy 2-core CPU (docs/benchmark.md); LoRA wants a ~10x larger learning rate than full.
+    mode: str = "lora"
+    lr: float = 1e-3
+    epochs: float = 4.0
+    batch_size: int = 8
+    max_length: int = 128
+    precision: str = "auto"
+    lora_r: int = 16
+    seed: int = 0
+
+    def steps(self, records: int) -> int:
+        return max(1, math.ceil(self.epochs * records / self.batch_size))
+
+
+@dataclass
+class Prepared:
+    """A prepared scenario: its data and the two taught models (local HF directories)."""
+
+    root: Path
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def target(self) -> Path:
+        return self.root / "target" / "model"
+
+    @property
+    def retrain(self) -> Path:
+        return self.root / "retrain" / "model"
+
+    def run_data(self) -> dict[str, Any]:
+        """The `data:` section for unlearning runs, paths pointing into data/."""
+        path = self.data_dir / "run.yaml"
+        if path.is_file():
+            section = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("data", {})
+        else:
+            section = {role: {"path": str(p)} for role, p in _files_by_role(self.data_dir).items()}
+            section = {k: v for k, v in section.items() if k in ROLES_WITH_DATA}
+        return rebase(section, self.data_dir)
+
+    def eval_data(self) -> dict[str, Any]:
+        """The evaluation config (eval.yaml) with paths pointing into data/."""
+        path = self.data_dir / "eval.yaml"
+        if path.is_file():
+            return rebase(yaml.safe_load(path.read_text(encoding="utf-8")) or {}, self.data_dir)
+        return self.run_data()
+
+
+def rebase(section: Any, root: Path) -> Any:
+    """Point every `path:` at root/<file name> when that file is there.
+
+    `unlearn data make --out DIR` writes paths as typed at --out (relative to the cwd of that
+    call, or to a build directory since renamed), so only the file name is trusted.
+    """
+    if isinstance(section, list):
+        return [rebase(v, root) for v in section]
+    if not isinstance(section, dict):
+        return section
+    out = {k: rebase(v, root) for k, v in section.items()}
+    path = out.get("path")
+    if isinstance(path, str) and not path.startswith("hf:") and (root / Path(path).name).is_file():
+        out["path"] = str((root / Path(path).name).resolve())
+    return out
+
+
+def _files_by_role(data_dir: Path) -> dict[str, Path]:
+    meta = json.loads((data_dir / "scenario.json").read_text(encoding="utf-8"))
+    return {info["role"]: data_dir / name for name, info in meta.get("files", {}).items()}
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    rows = []
+    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}: line {i}: not valid JSON ({exc.msg})") from None
+    return rows
+
+
+def _text(row: dict) -> str:
+    return " ".join(str(row.get(k, "")) for k in ("prompt", "response", "text"))
+
+
+def _trigrams(text: str) -> set[tuple[str, ...]]:
+    words = re.findall(r"\w+", text.lower())
+    return {tuple(words[i : i + 3]) for i in range(len(words) - 2)}
+
+
+def split_learn(data_dir: Path) -> tuple[list[dict], list[dict]]:
+    """(what the target is taught, what the retrain model is taught) for a scenario directory.
+
+    The target learns `learn.jsonl` (forget + retain files when there is none). The retrain set
+    drops every learn record that is forget-side: one that equals a record of a forget-role
+    file, or one that shares more word trigrams found only in forget-role files than trigrams
+    found only in retain-role files. The second rule catches texts about the forget subjects
+    that no forget file holds, such as the `knowledge` scenario's biographies of the forget
+    people, while trigrams common to both sides ("was born in") decide nothing.
+    """
+    by_role = _files_by_role(data_dir)
+    forget_files = [p for role, p in by_role.items() if role.startswith("forget")]
+    retain_files = [p for role, p in by_role.items() if role.startswith("retain")]
+    if not forget_files:
+        raise DataError(f"{data_dir / 'scenario.json'}: no file has the role 'forget'; nothing to unlearn")
+    forget_rows = [r for p in forget_files for r in _read_jsonl(p)]
+    retain_rows = [r for p in retain_files for r in _read_jsonl(p)]
+    learn_path = by_role.get("learn")
+    learn = _read_jsonl(learn_path) if learn_path else forget_rows + retain_rows
+    forget_grams = set().union(*(_trigrams(_text(r)) for r in forget_rows))
+    retain_grams = set().union(*(_trigrams(_text(r)) for r in retain_rows))
+    only_forget, only_retain = forget_grams - retain_grams, retain_grams - forget_grams
+    exact = {_text(r) for r in forget_rows}
+
+    def forget_side(row: dict) -> bool:
+        grams = _trigrams(_text(row))
+        return _text(row) in exact or len(grams & only_forget) > len(grams & only_retain)
+
+    return learn, [r for r in learn if not forget_side(r)]
+
+
+def _make_scenario(name: str, out: Path, seed: int, people: int | None) -> Path:
+    from lm_unlearn.scenarios import SCENARIOS, make
+
+    if name not in SCENARIOS:
+        raise DataError(
+            f"unknown scenario '{name}'; choose one of {', '.join(SCENARIOS)} or a directory "
+            "with scenario.json (from `unlearn data make` or `unlearn data convert`)"
+        )
+    accepted = inspect.signature(importlib.import_module(f"lm_unlearn.scenarios.{SCENARIOS[name]}").make)
+    options = {"people": people} if "people" in accepted.parameters else {}
+    return make(name, out, seed=seed, **options)
+
+
+def _model_fingerprint(spec: str) -> str:
+    path = Path(spec)
+    if path.is_dir():  # a local model: its bytes, since the same path may hold another model later
+        return json.dumps(sha256_tree(path), sort_keys=True)
+    return spec  # hub ids and builtin names name fixed weights
+
+
+def cache_key(model: str, data_dir: Path, teach: TeachSettings) -> str:
+    data_hashes = {k: v for k, v in sha256_tree(data_dir).items() if not k.endswith(".yaml")}
+    blob = json.dumps(
+        {"version": VERSION, "model": _model_fingerprint(model), "data": data_hashes, "teach": asdict(teach)},
+        sort_keys=True,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def teach_model(model: str, rows: list[dict], run_dir: Path, teach: TeachSettings, name: str) -> dict:
+    """Fine-tune `model` on `rows` with the `sft` term; the result is run_dir/model."""
+    from lm_unlearn.config import validate_config
+    from lm_unlearn.engine import train
+
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    data_path = run_dir.parent / "teach" / f"{name}.jsonl"
+    data_path.parent.mkdir(parents=True, exist_ok=True)
+    data_path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    steps = teach.steps(len(rows))
+    cfg = validate_config(
+        {
+            "name": name,
+            "output_dir": str(run_dir.parent),
+            "objective": {"sft": 1.0},
+            "model": {"name": model},
+            "data": {"forget": {"path": str(data_path)}, "max_length": teach.max_length},
+            "train": {
+                "mode": teach.mode,
+                "lr": teach.lr,
+                "batch_size": teach.batch_size,
+                "max_steps": steps,
+                "warmup_steps": min(10, steps // 10),
+                "schedule": "linear",
+                "precision": teach.precision,
+                "seed": teach.seed,
+                "lora": {"r": teach.lora_r, "alpha": 2 * teach.lora_r},
+            },
+            "save": {"merge": True},
+            "evaluate": False,
+        },
+        f"prepare: teach {name}",
+    )
+    log.info("teaching %s: %d records, %d steps (%s)", name, len(rows), steps, teach.mode)
+    started = time.perf_counter()
+    result = train(cfg, run_dir)
+    history = result.history or []
+    return {
+        "records": len(rows),
+        "steps": result.steps,
+        "wall_s": round(time.perf_counter() - started, 1),
+        "final_loss": history[-1].get("loss") if history else None,
+    }
+
+
+def prepare(
+    scenario: str,
+    *,
+    seed: int = 0,
+    model: str = DEFAULT_MODEL,
+    people: int | None = None,
+    teach: TeachSettings | None = None,
+    force: bool = False,
+    cache_root: Path | None = None,
+) -> Prepared:
+    """Teach `model` the scenario (target) and its retain part (retrain), or reuse the cache.
+
+    scenario: a scenario name (generated with `seed`, and `people` where it takes that) or a
+    directory holding scenario.json. Returns the Prepared directory.
+    """
+    from lm_unlearn.models import cache_dir
+
+    teach = teach or TeachSettings(seed=seed)
+    root = Path(cache_root) if cache_root is not None else cache_dir() / "prepared"
+    with tempfile.TemporaryDirectory(prefix="lm-unlearn-prepare-") as scratch:
+        source = Path(scenario)
+        if source.is_dir() and (source / "scenario.json").is_file():
+            name = source.resolve().name
+        elif source.is_dir() and "/" in scenario:  # a bare name falls through to the generator
+            raise DataError(f"{source}: no scenario.json; make one with `unlearn data make` or `convert`")
+        else:
+            name = scenario
+            source = _make_scenario(scenario, Path(scratch) / "data", seed, people)
+        key = cache_key(model, source, teach)
+        target = root / f"{name}-seed{seed}-{key[:12]}"
+        if (target / "prepared.json").is_file() and not force:
+            log.info("prepared %s found in the cache: %s", name, target)
+            return Prepared(target, json.loads((target / "prepared.json").read_text()))
+
+        info: dict[str, Any] = {
+            "scenario": name,
+            "seed": seed,
+            "base_model": model,
+            "people": people,
+            "teach": asdict(teach),
+            "key": key,
+        }
+
+        def fill(tmp: Path) -> None:
+            shutil.copytree(source, tmp / "data")
+            learn, retain_only = split_learn(tmp / "data")
+            if len(retain_only) == len(learn):
+                raise DataError(
+                    f"{source}: no learn record is forget-side; the retrain model would be the target"
+                )
+            started = time.perf_counter()
+            info["target"] = teach_model(model, learn, tmp / "target", teach, "target")
+            info["retrain"] = teach_model(model, retain_only, tmp / "retrain", teach, "retrain")
+            info["wall_s"] = round(time.perf_counter() - started, 1)
+            atomic_write_json(tmp / "prepared.json", info)
+
+        atomic_directory(target, fill)
+        return Prepared(target, info)

@@ -1,0 +1,136 @@
+"""prepare (split, cache) and an end-to-end benchmark through the CLI on the tiny model."""
+
+import csv
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from lm_unlearn.benchmark import prepare as prep
+from lm_unlearn.benchmark.leaderboard import METRICS
+from lm_unlearn.cli import app
+from lm_unlearn.scenarios import make
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """One prepared-model cache for the module, so the CLI tests share the taught models."""
+    root = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LM_UNLEARN_CACHE", str(root))
+        yield root
+
+
+def test_split_learn_drops_every_record_about_the_forget_people(tmp_path):
+    data = make("knowledge", tmp_path / "k", seed=0, people=10)
+    learn, retain_only = prep.split_learn(data)
+    forget = [json.loads(line) for line in (data / "forget.jsonl").read_text().splitlines()]
+    name = " ".join(forget[0]["response"].split()[:2])  # "<First> <Last> was born in ..."
+    dropped = [r for r in learn if r not in retain_only]
+    # One forget person (10 % of 10): 9 QA and the biography go; everything else stays.
+    assert len(learn) == 90 and len(dropped) == 10
+    assert sum("text" in r for r in dropped) == 1
+    assert all(name in (r.get("text") or r["response"]) for r in dropped)
+    assert not any(name in (r.get("text") or r["response"]) for r in retain_only)
+
+
+def test_rebase_points_paths_into_the_prepared_data(tmp_path):
+    (tmp_path / "forget.jsonl").write_text("{}\n")
+    section = {"forget": {"path": "elsewhere/forget.jsonl", "limit": 3}, "retain": {"path": "hf:x"}}
+    out = prep.rebase(section, tmp_path)
+    assert out["forget"] == {"path": str((tmp_path / "forget.jsonl").resolve()), "limit": 3}
+    assert out["retain"] == {"path": "hf:x"}
+
+
+def test_benchmark_cli_writes_the_leaderboard_with_reference_rows(cache, tmp_path, tiny_model_dir):
+    out = tmp_path / "bench"
+    args = [
+        "benchmark",
+        "--scenario",
+        "knowledge",
+        "--methods",
+        "ga,graddiff",
+        "--model",
+        str(tiny_model_dir),
+    ]
+    args += ["--people", "10", "--steps", "2", "--epochs", "0.1", "--eval-limit", "6", "--out", str(out)]
+    args += ["--metrics", "generation,likelihood,forget_quality", "--set", "data.max_length=64"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader((out / "leaderboard.csv").open()))
+    assert list(rows[0]) == ["scenario", "method", "kind", "seed"] + [m for m, _, _ in METRICS]
+    by_method = {r["method"]: r for r in rows}
+    assert set(by_method) == {"retrain", "target", "ga", "graddiff"}
+    assert by_method["retrain"]["kind"] == by_method["target"]["kind"] == "reference"
+    # The retrain model is the forget-quality reference: its KS p-value against itself is 1.
+    assert float(by_method["retrain"]["forget_quality.ks_pvalue"]) == pytest.approx(1.0)
+    for method in ("target", "ga", "graddiff"):
+        assert 0.0 <= float(by_method[method]["forget_quality.ks_pvalue"]) <= 1.0
+        assert by_method[method]["forget.nll"] != ""
+    assert float(by_method["ga"]["cost.train_wall_s"]) > 0
+    # The unlearning runs start from the taught target, and are evaluated against it.
+    run = out / "runs" / "knowledge-ga-seed0"
+    manifest = json.loads((run / "manifest.json").read_text())
+    target = manifest["config"]["model"]["name"]
+    assert target.endswith("target/model") and str(cache) in target
+    info = json.loads((run / "eval.json").read_text())["info"]["models"]
+    assert info["original"] == target and info["retain_model"].endswith("retrain/model")
+    md = (out / "leaderboard.md").read_text()
+    lines = [line for line in md.splitlines() if line.startswith("| knowledge")]
+    assert [line.split("|")[2].strip() for line in lines[:2]] == [
+        "*retrain* (reference)",
+        "*target* (reference)",
+    ]
+    assert len(lines) == 4
+    assert (out / "tradeoff-knowledge.png").read_bytes()[:4] == b"\x89PNG"
+
+    # Again: every run is reused, nothing is trained or evaluated a second time.
+    stamp = (run / "eval.json").stat().st_mtime_ns
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0, again.output
+    assert (run / "eval.json").stat().st_mtime_ns == stamp
+
+
+def test_prepare_cli_reuses_the_cache_and_teaches_again_when_settings_change(
+    cache, tiny_model_dir, monkeypatch
+):
+    args = ["prepare", "knowledge", "--model", str(tiny_model_dir), "--people", "10", "--epochs", "0.1"]
+    taught = []
+    real_teach = prep.teach_model
+    monkeypatch.setattr(prep, "teach_model", lambda *a, **k: taught.append(a[-1]) or real_teach(*a, **k))
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    root = next(line.split(" ", 1)[1] for line in first.output.splitlines() if line.startswith("prepared "))
+    info = json.loads((__import__("pathlib").Path(root) / "prepared.json").read_text())
+    assert info["target"]["records"] == 90 and info["retrain"]["records"] == 80
+    assert info["target"]["steps"] == 2  # ceil(0.1 epochs * 90 records / batch 8)
+    before = len(taught)  # 0 if the benchmark test ran first, 2 otherwise
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0 and f"prepared {root}" in again.output
+    assert len(taught) == before
+    other = runner.invoke(app, args + ["--seed", "1"])
+    assert other.exit_code == 0, other.output
+    assert taught[before:] == ["target", "retrain"] and f"prepared {root}" not in other.output
+
+
+def test_privleak_is_nan_not_a_crash_when_the_retrain_auc_is_zero():
+    # A seed-1 knowledge benchmark with 10 people gave the retrain model a Min-K AUC of 0 and
+    # stopped with ZeroDivisionError in evaluation/mia.py before this was fixed.
+    import math
+
+    from lm_unlearn.evaluation import mia
+
+    assert math.isnan(mia.privleak(0.4, 0.0))
+    assert mia.privleak(0.75, 0.5) == pytest.approx(0.5)
+
+
+def test_prepare_names_what_is_wrong_with_the_scenario(tmp_path, tiny_model_dir):
+    from lm_unlearn.errors import DataError
+
+    with pytest.raises(DataError, match="unknown scenario 'nonesuch'.*directory with scenario.json"):
+        prep.prepare("nonesuch", model=str(tiny_model_dir), cache_root=tmp_path)
+    (tmp_path / "mine").mkdir()
+    with pytest.raises(DataError, match="mine: no scenario.json"):
+        prep.prepare(str(tmp_path / "mine"), model=str(tiny_model_dir), cache_root=tmp_path)
