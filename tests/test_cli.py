@@ -91,3 +91,13 @@ def test_terms_needing_normal_data_without_it(tmp_path, tiny_model_dir):
 def test_resume_of_a_directory_that_is_not_a_run(tmp_path):
     result = invoke("run", "--resume", tmp_path)
     assert result.exit_code == 2 and "not a run directory" in result.output
+
+
+def test_run_ends_with_an_evaluation_report(tmp_path, tiny_model_dir):
+    path = config_file(tmp_path, tiny_model_dir)
+    result = invoke("run", path, "--set", "train.max_steps=1", "--set", "evaluate=true")
+    assert result.exit_code == 0, result.output
+    run_dir = tmp_path / "runs" / "tiny"
+    report = json.loads((run_dir / "eval.json").read_text())
+    assert report and (run_dir / "report.html").read_text().startswith("<!")
+    assert "report:" in result.output

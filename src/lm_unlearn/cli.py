@@ -60,9 +60,14 @@ def run(
                 )
         check_data(cfg)
         result = train(cfg, run_dir, resume=resume is not None)
+        typer.echo(f"done: {result.steps} steps ({result.stop_reason}); outputs in {result.run_dir}")
+        main_process = int(os.environ.get("RANK", "0")) == 0  # one evaluation per launch
+        if cfg.evaluate and main_process and (result.run_dir / "manifest.json").is_file():
+            from lm_unlearn.cli_eval import evaluate_run
+
+            typer.echo(f"report: {evaluate_run(result.run_dir)}")
     except UnlearnError as exc:
         _fail(exc)
-    typer.echo(f"done: {result.steps} steps ({result.stop_reason}); outputs in {result.run_dir}")
 
 
 @app.command()
@@ -79,6 +84,27 @@ def methods() -> None:
         params = ", ".join(f"{k}={v!r}" for k, v in t.params().items())
         ref = " [reference]" if t.needs_reference else ""
         typer.echo(f"  {t.name:<14} {t.summary}{ref}" + (f"  ({params})" if params else ""))
+
+
+from lm_unlearn.cli_eval import register as _register_eval  # noqa: E402
+
+_register_eval(app)
+
+from lm_unlearn.cli_analysis import register as _register_analysis  # noqa: E402
+
+_register_analysis(app)
+
+from lm_unlearn.cli_data import register as _register_data  # noqa: E402
+
+_register_data(app)
+
+from lm_unlearn.cli_bench import register as _register_bench  # noqa: E402
+
+_register_bench(app)
+
+from lm_unlearn.cli_benchmark import register as _register_benchmark  # noqa: E402
+
+_register_benchmark(app)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 import yaml
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
@@ -90,6 +91,10 @@ def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False) -> RunResult:
         return special
     t = cfg.train
     precision = resolve_precision(t.precision)
+    # accelerate keeps its state per process; a second train() in one process (benchmark grids,
+    # sequential requests, tests) may ask for another precision, so the mixed-precision state is
+    # reset while the process group (PartialState) is kept.
+    AcceleratorState._reset_state(reset_partial_state=False)
     # cpu=True on a machine without an accelerator lets torchrun/`accelerate launch` start a
     # gloo process group (accelerate only picks MULTI_CPU when told it is on CPU).
     accelerator = Accelerator(
@@ -215,6 +220,10 @@ def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False) -> RunResult:
     step, stop_reason = start_step, "max_steps"
     accum = t.grad_accum
     bar = tqdm(total=t.max_steps, initial=start_step, disable=not main, desc="unlearning", dynamic_ncols=True)
+    # bf16: one forward over all splits saves the per-split bf16 weight copies (context.py); fp32
+    # has no copies to save, so it keeps per-split shapes (and their exact rounding).
+    splits = sorted({s for w in objective.terms for s in w.term.splits})
+    together = tuple(splits) if precision == "bf16" else ()
     started = time.perf_counter()
     while step < t.max_steps:
         sums: dict[str, float] = defaultdict(float)
@@ -230,6 +239,7 @@ def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False) -> RunResult:
                 accelerator.autocast,
                 accelerator.device,
             )
+            ctx.together = together
             sync = accelerator.no_sync(model) if micro < accum - 1 else nullcontext()
             with sync:
                 loss, values = objective(ctx)
