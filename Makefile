@@ -14,7 +14,8 @@ install:
 	$(PIP) -e ".[test]"
 
 demo: install
-	unlearn run
+	# `python -m` rather than the `unlearn` script: a new script may need `pyenv rehash` to be on PATH.
+	$(PY) -m lm_unlearn.cli run
 
 test: install
 	$(PY) -m pytest -q

@@ -1,7 +1,6 @@
 """`accelerate launch --multi_gpu --num_processes 2` on a CPU-only machine (torchrun, gloo) gives the
 single-process loss curve."""
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +12,6 @@ from tiny import tiny_run_config
 from lm_unlearn.engine import read_history, train
 
 
-@pytest.mark.skipif(shutil.which("accelerate") is None, reason="accelerate CLI not on PATH")
 def test_two_cpu_processes_match_one_process_with_the_same_global_batch(tmp_path, tiny_model_dir):
     settings = {"train.max_steps": 3, "train.mode": "lora", "train.lr": 0.05}
     single = tiny_run_config(tmp_path / "one", tiny_model_dir, **settings, **{"train.batch_size": 4})

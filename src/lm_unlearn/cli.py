@@ -39,7 +39,7 @@ def run(
 ) -> None:
     """Unlearn: train the model away from the forget set, write runs/<name>/."""
     from lm_unlearn.config import load_config
-    from lm_unlearn.engine import check_data, train
+    from lm_unlearn.engine import train
 
     _setup_logging()
     try:
@@ -58,7 +58,6 @@ def run(
                 raise UnlearnError(
                     f"{run_dir} already exists; use --resume {run_dir} or another name (--set name=...)"
                 )
-        check_data(cfg)
         result = train(cfg, run_dir, resume=resume is not None)
         typer.echo(f"done: {result.steps} steps ({result.stop_reason}); outputs in {result.run_dir}")
         main_process = int(os.environ.get("RANK", "0")) == 0  # one evaluation per launch

@@ -111,6 +111,8 @@ def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False) -> RunResult:
         raise ConfigError(f"terms {', '.join(users)} need normal data: set data.retain.path")
     forget_records = read_records(forget_cfg, "forget")
     retain_records = read_records(retain_cfg, "retain") if retain_cfg is not None else None
+    if cfg.data.heldout is not None:  # not trained on, but the evaluation reads it: fail early
+        read_records(cfg.data.heldout, "heldout")
 
     loaded = load_model(
         cfg.model.name, revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code
@@ -253,7 +255,7 @@ def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False) -> RunResult:
                 sums[name] += value.item() / accum
             if "forget" in ctx.computed:
                 sums["forget_nll"] += ctx.computed["forget"].mean_nll.mean().item() / accum
-            tokens += sum(b.num_tokens for b in ctx._batches.values())
+            tokens += ctx.tokens
         if not finite:
             stop_reason = f"non-finite loss at step {step + 1}; kept the last finite state"
             optimizer.zero_grad(set_to_none=True)

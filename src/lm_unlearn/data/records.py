@@ -59,16 +59,41 @@ def _rows_csv(path: Path) -> list[tuple[str, Any]]:
         return [(f"line {i + 2}", row) for i, row in enumerate(csv.DictReader(handle))]
 
 
-def _rows_datasets(kind: str, source: str, cfg: DatasetConfig) -> list[tuple[str, Any]]:
+def _rows_parquet(path: Path) -> list[tuple[str, Any]]:
+    import pyarrow.parquet  # comes with `datasets`; read directly, without a datasets cache
+
+    try:
+        table = pyarrow.parquet.read_table(path)
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises several types; report the cause
+        raise DataError(f"{path}: could not read Parquet ({type(exc).__name__}: {exc})") from None
+    return [(f"record {i}", row) for i, row in enumerate(table.to_pylist())]
+
+
+def read_rows(path: Path) -> list[tuple[str, Any]]:
+    """(where, row) pairs of a JSONL, JSON, CSV or Parquet file, chosen by its suffix."""
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".ndjson"):
+        return _rows_jsonl(path)
+    if suffix == ".json":
+        try:
+            return _rows_json(path)
+        except DataError:
+            # Some public sets (TOFU on the Hugging Face hub) store JSON lines under a .json name.
+            return _rows_jsonl(path)
+    if suffix == ".csv":
+        return _rows_csv(path)
+    if suffix == ".parquet":
+        return _rows_parquet(path)
+    raise DataError(f"{path}: unknown format '{suffix}' (use .jsonl, .json, .csv or .parquet)")
+
+
+def _rows_hub(name: str, cfg: DatasetConfig) -> list[tuple[str, Any]]:
     import datasets
 
     try:
-        if kind == "hf":
-            ds = datasets.load_dataset(source, cfg.subset, split=cfg.split)
-        else:
-            ds = datasets.load_dataset(kind, data_files=source, split="train")
+        ds = datasets.load_dataset(name, cfg.subset, split=cfg.split)
     except Exception as exc:  # noqa: BLE001 - datasets raises many types; report the cause
-        raise DataError(f"{source}: could not load ({type(exc).__name__}: {exc})") from None
+        raise DataError(f"{name}: could not load ({type(exc).__name__}: {exc})") from None
     return [(f"record {i}", row) for i, row in enumerate(ds)]
 
 
@@ -85,23 +110,12 @@ def read_records(cfg: DatasetConfig, role: str = "data") -> list[Record]:
     """Read and validate every record; errors name the file, record and field."""
     source = cfg.path
     if source.startswith("hf:"):
-        name = source[3:]
-        rows = _rows_datasets("hf", name, cfg)
+        rows = _rows_hub(source[3:], cfg)
     else:
         path = Path(source)
         if not path.is_file():
             raise DataError(f"{role} data file not found: {path}")
-        suffix = path.suffix.lower()
-        if suffix in (".jsonl", ".ndjson"):
-            rows = _rows_jsonl(path)
-        elif suffix == ".json":
-            rows = _rows_json(path)
-        elif suffix == ".csv":
-            rows = _rows_csv(path)
-        elif suffix == ".parquet":
-            rows = _rows_datasets("parquet", str(path), cfg)
-        else:
-            raise DataError(f"{path}: unknown format '{suffix}' (use .jsonl, .json, .csv, .parquet)")
+        rows = read_rows(path)
     if cfg.limit is not None:
         rows = rows[: cfg.limit]
     records = []

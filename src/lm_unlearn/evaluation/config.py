@@ -18,10 +18,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import Field, ValidationError
 
-from lm_unlearn.config import DatasetConfig, Strict, format_validation_error
+from lm_unlearn.config import DatasetConfig, Strict, format_validation_error, read_yaml_mapping
 from lm_unlearn.errors import ConfigError
 
 BUILTIN = Path(__file__).parent / "builtin"
@@ -136,16 +135,10 @@ def load_eval_config(path: str | Path | None = None, **overrides) -> EvalConfig:
     data: dict = {}
     source = "defaults"
     if path is not None:
-        path = Path(path)
         source = str(path)
-        if not path.is_file():
-            raise ConfigError(f"evaluation data config not found: {path}")
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: the top level must map roles (forget, retain, ...) to data sets")
+        data = read_yaml_mapping(
+            path, "evaluation data config", "a mapping of roles (forget, retain, ...) to data sets"
+        )
         # A run's config.yaml nests data under `data:`; accept it so `--data run/config.yaml` works.
         if "data" in data and isinstance(data["data"], dict) and "forget" in data["data"]:
             data = {k: v for k, v in data["data"].items() if k in EvalConfig.model_fields and v is not None}

@@ -87,6 +87,11 @@ class StepContext:
         return self._reference[split]
 
     @property
+    def tokens(self) -> int:
+        """Real tokens in the batches this micro-step built (each counted once)."""
+        return sum(b.num_tokens for b in self._batches.values())
+
+    @property
     def computed(self) -> dict[str, Outputs]:
         return self._outputs
 

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from lm_unlearn.data.records import _rows_csv, _rows_json, _rows_jsonl
+from lm_unlearn.data.records import read_rows as read_file_rows
 from lm_unlearn.errors import DataError
 from lm_unlearn.files import atomic_write_text, sha256_file
 from lm_unlearn.scenarios.writer import DataFile, check_out_dir, jsonl_text
@@ -25,27 +25,7 @@ def read_rows(path: str | Path) -> list[Row]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"input file not found: {path}")
-    suffix = path.suffix.lower()
-    if suffix in (".jsonl", ".ndjson"):
-        rows = _rows_jsonl(path)
-    elif suffix == ".json":
-        try:
-            rows = _rows_json(path)
-        except DataError:
-            # Some public sets (TOFU on the Hugging Face hub) store JSON lines under a .json name.
-            rows = _rows_jsonl(path)
-    elif suffix == ".csv":
-        rows = _rows_csv(path)
-    elif suffix == ".parquet":
-        import pyarrow.parquet  # comes with `datasets`; read directly, without a datasets cache
-
-        try:
-            table = pyarrow.parquet.read_table(path)
-        except Exception as exc:  # noqa: BLE001 - pyarrow raises several types; report the cause
-            raise DataError(f"{path}: could not read Parquet ({type(exc).__name__}: {exc})") from None
-        rows = [(f"record {i}", row) for i, row in enumerate(table.to_pylist())]
-    else:
-        raise DataError(f"{path}: unknown format '{suffix}' (use .jsonl, .json, .csv or .parquet)")
+    rows = read_file_rows(path)
     out = []
     for where, row in rows:
         where = f"{path}: {where}"
