@@ -74,3 +74,76 @@ def test_original_pass_is_cached(tiny_model_dir, other_tiny_dirs, data, make_cfg
         original=str(other_tiny_dirs[0]),
     )
     assert not third["info"]["eval_cost"]["original_from_cache"]
+
+
+def _write_jsonl(path, rows):
+    import json
+
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_truth_ratio_uses_the_perturbed_set(tiny_model_dir, tmp_path, make_cfg):
+    """forget_quality.truth_ratio = mean_i exp(NLL(paraphrased_i) - mean_j NLL(perturbed_ij)),
+    recomputed here from per-answer NLLs scored one answer at a time."""
+    import numpy as np
+
+    from lm_unlearn.config import DatasetConfig
+    from lm_unlearn.data import PromptFormat, Record
+    from lm_unlearn.evaluation import load_eval_data
+    from lm_unlearn.evaluation.likelihood import score_records
+    from lm_unlearn.models import load_model
+
+    rows = [
+        {
+            "prompt": "Who wrote it?",
+            "response": "Ann",
+            "paraphrased_answer": "It was Ann.",
+            "perturbed_answers": ["It was Bob.", "Carl did."],
+        },
+        {
+            "prompt": "Where is it?",
+            "response": "Rome",
+            "paraphrased_answer": "In Rome.",
+            "perturbed_answers": ["In Oslo.", "Lima, Peru."],
+        },
+    ]
+    perturbed = DatasetConfig(path=str(_write_jsonl(tmp_path / "p.jsonl", rows)))
+    cfg = make_cfg(metrics=["forget_quality"], perturbed=perturbed)
+    data = load_eval_data(cfg)
+    assert data.truth_source == "perturbed set" and len(data.truth) == 2
+    result = evaluate(str(tiny_model_dir), data, cfg, retain_model=str(tiny_model_dir))
+
+    lm = load_model(str(tiny_model_dir))
+    fmt = PromptFormat.choose(lm.tokenizer, "auto", None)
+
+    def nll(prompt, answer):
+        s = score_records(lm.model, fmt, [Record(prompt, answer, "t")], batch_size=1, zscores=False)
+        return float(s.mean_nll[0])
+
+    ratios = []
+    for r in rows:
+        false_nll = np.mean([nll(r["prompt"], a) for a in r["perturbed_answers"]])
+        ratios.append(np.exp(nll(r["prompt"], r["paraphrased_answer"]) - false_nll))
+    expected = np.mean(ratios)
+    assert result["metrics"]["model"]["forget_quality.truth_ratio"] == pytest.approx(expected, rel=1e-4)
+    assert "perturbed set" in result["info"]["definitions"]["truth_ratio_answers"]
+
+
+def test_perturbed_set_errors_name_record_and_field(tmp_path):
+    from lm_unlearn.config import DatasetConfig
+    from lm_unlearn.errors import DataError
+    from lm_unlearn.evaluation.forget_quality import read_truth_items
+
+    bad = _write_jsonl(tmp_path / "p.jsonl", [{"prompt": "q", "response": "a", "perturbed_answers": "x"}])
+    with pytest.raises(DataError, match=r"p.jsonl: line 1: field 'perturbed_answers'"):
+        read_truth_items(DatasetConfig(path=str(bad)))
+    uneven = _write_jsonl(
+        tmp_path / "u.jsonl",
+        [
+            {"prompt": "q", "response": "a", "perturbed_answers": ["b", "c"]},
+            {"prompt": "r", "response": "a", "perturbed_answer": ["b"]},
+        ],
+    )
+    with pytest.raises(DataError, match=r"u.jsonl: line 2: .* 1 answers, the first record 2"):
+        read_truth_items(DatasetConfig(path=str(uneven)))

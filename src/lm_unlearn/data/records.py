@@ -106,8 +106,8 @@ def _field(row: dict, name: str, where: str) -> str:
     return value
 
 
-def read_records(cfg: DatasetConfig, role: str = "data") -> list[Record]:
-    """Read and validate every record; errors name the file, record and field."""
+def dataset_rows(cfg: DatasetConfig, role: str = "data") -> list[tuple[str, dict]]:
+    """(where, row) of a data set's first `limit` rows; `where` names the file and record."""
     source = cfg.path
     if source.startswith("hf:"):
         rows = _rows_hub(source[3:], cfg)
@@ -118,11 +118,20 @@ def read_records(cfg: DatasetConfig, role: str = "data") -> list[Record]:
         rows = read_rows(path)
     if cfg.limit is not None:
         rows = rows[: cfg.limit]
-    records = []
+    out = []
     for where, row in rows:
         where = f"{source}: {where}"
         if not isinstance(row, dict):
             raise DataError(f"{where}: expected an object with fields, got {type(row).__name__}")
+        out.append((where, row))
+    return out
+
+
+def read_records(cfg: DatasetConfig, role: str = "data") -> list[Record]:
+    """Read and validate every record; errors name the file, record and field."""
+    source = cfg.path
+    records = []
+    for where, row in dataset_rows(cfg, role):
         if cfg.prompt_field in row or cfg.response_field in row:
             prompt = _field(row, cfg.prompt_field, where)
             response = _field(row, cfg.response_field, where)

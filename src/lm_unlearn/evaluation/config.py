@@ -80,6 +80,12 @@ class EvalConfig(Strict):
     paraphrased: DatasetConfig | None = Field(None, description="Forget prompts reworded ('hard in-scope').")
     retain: DatasetConfig | None = Field(None, description="Normal prompts whose behaviour must be kept.")
     unrelated: DatasetConfig | None = Field(None, description="Unrelated QA never used in training.")
+    perturbed: DatasetConfig | None = Field(
+        None,
+        description="Truth-ratio questions (TOFU's perturbed files): `prompt`, `perturbed_answers` (wrong "
+        "answers) and optionally `paraphrased_answer` (the true answer). None: each forget answer is "
+        "scored against the answers of other forget questions.",
+    )
     extraction: DatasetConfig | None = Field(
         None,
         description="Prefix (prompt) / true continuation (response) pairs for extraction; raw-text "

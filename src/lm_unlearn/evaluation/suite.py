@@ -42,6 +42,8 @@ ATTACKS = ("loss", "zlib", "min_k", "min_k_pp", "ref")
 class EvalData:
     sets: dict[str, list[Record]]  # role -> records (roles without data are absent)
     extraction: list[tuple[str, str]] = field(default_factory=list)  # (prefix, true continuation)
+    truth: list[fq.TruthItem] = field(default_factory=list)  # truth-ratio questions
+    truth_source: str = "none"
 
 
 def split_half(text: str) -> tuple[str, str]:
@@ -66,7 +68,14 @@ def load_eval_data(cfg: EvalConfig) -> EvalData:
             pairs.append((r.prompt, r.response))
         elif len(r.response.split(" ")) >= 2:
             pairs.append(split_half(r.response))
-    return EvalData(sets=sets, extraction=pairs)
+    data = EvalData(sets=sets, extraction=pairs)
+    forget_qa = [r for r in sets["forget"] if not r.is_text]
+    if cfg.perturbed is not None:
+        data.truth, data.truth_source = fq.read_truth_items(cfg.perturbed), "perturbed set"
+    elif len(forget_qa) >= 2:
+        data.truth = fq.items_from_answers([r.prompt for r in forget_qa], [r.response for r in forget_qa])
+        data.truth_source = "other forget answers"
+    return data
 
 
 def as_loaded(model: str | LoadedModel | None) -> LoadedModel | None:
@@ -393,19 +402,21 @@ def evaluate(
                                 row[f"mia_{attack}"] = v
         mia_defs = {"members": "forget", "nonmembers": "heldout", "reference_model": "original"}
 
-    if "forget_quality" in groups and retain is not None and len(suite.qa("forget")) >= 2:
+    if "forget_quality" in groups and retain is not None and data.truth:
         ratios = {}
         for name, loaded in (("model", lm), ("retain_model", retain), ("original", orig)):
             if loaded is not None:
-                ratios[name] = _truth_ratios(suite, loaded, suite.qa("forget"))
+                ratios[name] = _truth_ratios(suite, loaded, data.truth)
         for name, r in ratios.items():
             metrics.setdefault(name, {})["forget_quality.truth_ratio"] = float(np.mean(r))
             if name != "retain_model":
                 pvalue, stat = fq.forget_quality(r, ratios["retain_model"])
                 metrics[name]["forget_quality.ks_pvalue"] = pvalue
                 metrics[name]["forget_quality.ks_stat"] = stat
-        for row, v in zip(examples.get("forget", []), ratios["model"]):
-            row["truth_ratio"] = float(v)
+        forget_rows = examples.get("forget", [])
+        if [row["prompt"] for row in forget_rows] == [item.prompt for item in data.truth]:
+            for row, v in zip(forget_rows, ratios["model"]):
+                row["truth_ratio"] = float(v)
 
     wall = time.perf_counter() - started
     phases["other (metrics, judge, retain model)"] = round(wall - sum(phases.values()), 2)
@@ -426,7 +437,12 @@ def evaluate(
             "groups": sorted(groups),
             "precision": precision,
             "config": cfg.model_dump(mode="json"),
-            "definitions": SUFFIXES | {"mia": mia_defs, "forget_quality": fq.__doc__.strip()},
+            "definitions": SUFFIXES
+            | {
+                "mia": mia_defs,
+                "forget_quality": fq.__doc__.strip(),
+                "truth_ratio_answers": f"{len(data.truth)} questions; answers from the {data.truth_source}",
+            },
             "eval_cost": {
                 "wall_s": round(wall, 2),
                 "tokens": int(tokens),
@@ -438,10 +454,8 @@ def evaluate(
     }
 
 
-def _truth_ratios(suite: Suite, lm: LoadedModel, forget: list[Record]) -> np.ndarray:
-    """TOFU truth ratio per forget question; false answers from other forget questions."""
-    answers = [r.response for r in forget]
-    false = fq.false_answers(answers)
+def _truth_ratios(suite: Suite, lm: LoadedModel, items: list[fq.TruthItem]) -> np.ndarray:
+    """TOFU truth ratio per question (`fq.truth_ratio`), scored in fp32 over answer tokens."""
     fmt = suite.fmt(lm)
     kw = dict(
         max_length=suite.cfg.max_length,
@@ -449,7 +463,8 @@ def _truth_ratios(suite: Suite, lm: LoadedModel, forget: list[Record]) -> np.nda
         precision=suite.precision,
         zscores=False,
     )
-    true_nll = score_records(lm.model, fmt, forget, **kw).mean_nll
-    flat = [Record(r.prompt, a, f"{r.source} (false answer)") for r, alts in zip(forget, false) for a in alts]
-    false_nll = score_records(lm.model, fmt, flat, **kw).mean_nll.reshape(len(forget), -1)
+    true = [Record(item.prompt, item.true, item.source) for item in items]
+    true_nll = score_records(lm.model, fmt, true, **kw).mean_nll
+    flat = [Record(item.prompt, a, f"{item.source} (false answer)") for item in items for a in item.false]
+    false_nll = score_records(lm.model, fmt, flat, **kw).mean_nll.reshape(len(items), -1)
     return fq.truth_ratio(true_nll, false_nll)

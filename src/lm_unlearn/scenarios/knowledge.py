@@ -3,7 +3,8 @@
 The forget set is the QA of 1, 5 or 10 % of the people; retain is the QA of every other
 trained person (TOFU's retain99/95/90); held-out people are never trained. `paraphrased`
 rewords the forget questions; `perturbed`/`retain_perturbed` carry a paraphrased answer
-and wrong answers for the truth ratio. Teach the model `learn.jsonl` first.
+and wrong answers for the truth ratio; `unrelated` holds real-world questions the base model
+answers (TOFU's "world facts"), for utility. Teach the model `learn.jsonl` first.
 """
 
 from __future__ import annotations
@@ -11,9 +12,17 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+from lm_unlearn.data.records import read_rows
 from lm_unlearn.errors import DataError
 from lm_unlearn.scenarios.world import BIOGRAPHY, biography, make_world, qa_pairs
 from lm_unlearn.scenarios.writer import DataFile, write_scenario
+
+REAL_WORLD_QA = Path(__file__).parent / "real_world_qa.jsonl"
+
+
+def real_world_qa() -> list[dict]:
+    """Real-world questions with one-sentence answers (capitals, science, authors)."""
+    return [row for _, row in read_rows(REAL_WORLD_QA)]
 
 
 def qa(rows: list[dict]) -> list[dict]:
@@ -58,6 +67,9 @@ def make(out: str | Path, seed: int = 0, people: int = 200, forget_percent: int 
             "retain_perturbed",
             "retain QA with paraphrased and wrong answers",
             perturbed(retain),
+        ),
+        DataFile(
+            "unrelated.jsonl", "unrelated", "real-world questions the base model answers", real_world_qa()
         ),
         DataFile("learn.jsonl", "learn", "QA and biographies of all trained people, to teach first", learn),
     ]

@@ -54,7 +54,7 @@ def eval_config(
 ) -> dict:
     """An `unlearn eval --data` config naming each role's file (`eval_files`: role -> file name)."""
     cfg: dict = {}
-    for role in ("forget", "heldout", "paraphrased", "retain", "unrelated", "extraction"):
+    for role in ("forget", "heldout", "paraphrased", "retain", "unrelated", "extraction", "perturbed"):
         if eval_files and role in eval_files:
             cfg[role] = {"path": str(out / eval_files[role])}
             continue
