@@ -49,6 +49,28 @@ def test_audit_writes_json_and_self_contained_html(finished_run):
     assert (finished_run / "report.html").read_text() == "lead's report"
 
 
+def test_audit_section_is_added_to_the_run_report(finished_run):
+    from lm_unlearn.report import write_outputs
+
+    (finished_run / "audit.json").unlink(missing_ok=True)  # from the test above
+    write_outputs({"metrics": {"model": {"forget.nll": 2.5}}, "info": {}}, finished_run, "tiny run")
+    assert 'id="audit"' not in (finished_run / "report.html").read_text()
+    args = ["audit", str(finished_run), "--attacks", "logit_lens", "--window", "1"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    page = (finished_run / "report.html").read_text()
+    audit = json.loads((finished_run / "audit.json").read_text())
+    assert 'id="audit"' in page and 'href="audit.html"' in page
+    assert audit["verdicts"][0].split(":")[0] in page
+    assert page.count("data:image/png;base64,") >= 1 and "best KRS" in page
+    assert "forget.nll" in page  # the evaluation is still there
+    # A later re-evaluation keeps the audit section.
+    write_outputs({"metrics": {"model": {"forget.nll": 2.6}}, "info": {}}, finished_run, "tiny run")
+    assert 'id="audit"' in (finished_run / "report.html").read_text()
+    for name in ("report.html", "eval.json", "audit.json", "audit.html"):
+        (finished_run / name).unlink()
+
+
 def test_audit_redact_leaves_forget_text_out(finished_run):
     args = ["audit", str(finished_run), "--attacks", "paraphrase", "--no-recovery", "--max-new-tokens", "3"]
     result = runner.invoke(app, [*args, "--redact"])

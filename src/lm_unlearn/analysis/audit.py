@@ -116,6 +116,10 @@ def run_audit(
         result = redact(result)
     atomic_write_json(run_dir / "audit.json", result)
     atomic_write_text(run_dir / "audit.html", render_html(result, records if not redact_text else None))
+    from lm_unlearn.report.html import refresh_report
+
+    if refresh_report(run_dir):  # the run's report.html gets the audit section
+        log.info("added the audit to %s", run_dir / "report.html")
     return result
 
 
@@ -132,12 +136,16 @@ def _row(cells: list[Any], tag: str = "td") -> str:
 
 
 def _measures_table(attack: dict) -> str:
-    rows = [_row(["", "forget NLL", "answer recall"], "th")]
+    rows = [_row(["", "forget NLL", "answer recall", "ROUGE-L recall"], "th")]
+
+    def cells(v: dict) -> list:
+        return [v["nll"], v["recall"], v.get("rougeL_recall", "")]
+
     for key in ("before", "after", "original"):
         if attack.get(key):
-            rows.append(_row([key, attack[key]["nll"], attack[key]["recall"]]))
+            rows.append(_row([key, *cells(attack[key])]))
     for key, v in attack.get("variants", {}).items():
-        rows.append(_row([f"  {key}", v["nll"], v["recall"]]))
+        rows.append(_row([f"  {key}", *cells(v)]))
     return "<table>" + "".join(rows) + "</table>"
 
 

@@ -1,6 +1,14 @@
-"""Small, exact forget measures for attacks: teacher-forced answer NLL and greedy answer recall.
+"""Forget measures for attacks, read with the evaluation suite's own scorer and generator.
 
-Kept in one module so the evaluation suite's metrics can replace them later.
+Before and after an attack the same three numbers are taken on the same questions:
+  nll            mean over questions of the mean answer-token NLL, teacher-forced, fp32
+                 (`evaluation.likelihood.score_records`: the suite's `forget.nll`);
+  rougeL_recall  mean ROUGE-L recall of the greedy answer against the reference
+                 (`evaluation.text_metrics.rouge_l`: the suite's `forget.rougeL_recall`);
+  recall         mean content-word recall of the greedy answer (`answer_recall`): the share
+                 of the reference's content words not already in the question that the
+                 answer says; unlike ROUGE-L it gives no credit for echoing the question.
+Greedy answers come from `evaluation.generation.generate` (batched, left-padded).
 """
 
 from __future__ import annotations
@@ -8,81 +16,49 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass
 
-import torch
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from lm_unlearn.data import PromptFormat, Record
-from lm_unlearn.data.tokenize import collate, encode
-from lm_unlearn.objectives.outputs import Outputs
+from lm_unlearn.evaluation.generation import generate
+from lm_unlearn.evaluation.likelihood import score_records
+from lm_unlearn.evaluation.text_metrics import rouge_l
 
 
 @dataclass
 class Measures:
-    nll: float  # mean over questions of the mean answer-token NLL (nats)
-    recall: float  # mean over questions of the greedy answer's content-word recall
+    nll: float
+    recall: float
+    rougeL_recall: float
     answers: list[str]  # the greedy answers, in question order
 
     def summary(self) -> dict[str, float]:
-        return {"nll": self.nll, "recall": self.recall}
+        return {"nll": self.nll, "recall": self.recall, "rougeL_recall": self.rougeL_recall}
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def _device(model) -> torch.device:
-    return next(model.parameters()).device
-
-
-@torch.no_grad()
 def answer_nll(
     model, records: list[Record], fmt: PromptFormat, batch_size: int = 8, max_length: int = 256
 ) -> list[float]:
     """Per-record mean NLL of the response tokens, teacher-forced (prompt tokens excluded)."""
-    model.eval()
-    pad = fmt.tokenizer.pad_token_id
-    out: list[float] = []
-    for start in range(0, len(records), batch_size):
-        examples = [encode(r, fmt, max_length) for r in records[start : start + batch_size]]
-        batch = collate(examples, pad).to(_device(model))
-        logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-        out.extend(Outputs(logits, batch).mean_nll.tolist())
-    return out
+    scores = score_records(model, fmt, records, max_length=max_length, batch_size=batch_size, zscores=False)
+    return scores.mean_nll.tolist()
 
 
-def prompt_ids(fmt: PromptFormat, prompt_text: str) -> list[int]:
-    """Token ids of a prompt text, with special tokens added exactly as `encode` adds them."""
-    return fmt.tokenizer(prompt_text, add_special_tokens=fmt.kind != "chat")["input_ids"]
-
-
-@torch.no_grad()
 def greedy_answers(
     model, fmt: PromptFormat, prompt_texts: list[str], max_new_tokens: int = 32, batch_size: int = 8
 ) -> list[str]:
-    """Greedy continuations of full prompt texts (already formatted), batched and left-padded."""
-    model.eval()
-    tokenizer = fmt.tokenizer
-    answers: list[str] = []
-    for start in range(0, len(prompt_texts), batch_size):
-        rows = [prompt_ids(fmt, text) for text in prompt_texts[start : start + batch_size]]
-        context = getattr(model.config, "max_position_embeddings", None)
-        if context and context > max_new_tokens:
-            # Keep the end of an over-long prompt (the question) so prompt + answer fit the context.
-            rows = [row[-(context - max_new_tokens) :] for row in rows]
-        width = max(len(r) for r in rows)
-        ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, row in enumerate(rows):
-            ids[i, width - len(row) :] = torch.tensor(row)
-            mask[i, width - len(row) :] = 1
-        generated = model.generate(
-            input_ids=ids.to(_device(model)),
-            attention_mask=mask.to(_device(model)),
-            do_sample=False,
-            max_new_tokens=max_new_tokens,
-            pad_token_id=tokenizer.pad_token_id,
-        )
-        answers.extend(tokenizer.batch_decode(generated[:, width:], skip_special_tokens=True))
-    return answers
+    """Greedy continuations of full prompt texts (already formatted), batched."""
+    out = generate(
+        model,
+        fmt.tokenizer,
+        prompt_texts,
+        add_special_tokens=fmt.kind != "chat",
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+    )
+    return out.texts
 
 
 def content_words(text: str) -> set[str]:
@@ -124,4 +100,6 @@ def measure(
         model, fmt, [fmt.prompt_text(r.prompt) for r in records], max_new_tokens, batch_size
     )
     recalls = [answer_recall(a, r.response, q) for a, r, q in zip(answers, records, questions)]
-    return Measures(nll=sum(nlls) / len(nlls), recall=sum(recalls) / len(recalls), answers=answers)
+    rouge = [rouge_l(a, r.response)[1] for a, r in zip(answers, records)]
+    n = len(records)
+    return Measures(nll=sum(nlls) / n, recall=sum(recalls) / n, rougeL_recall=sum(rouge) / n, answers=answers)

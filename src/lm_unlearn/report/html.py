@@ -130,8 +130,53 @@ def _kv_table(items: dict[str, Any]) -> str:
     return f"<table>{rows}</table>"
 
 
-def render_report(result: dict[str, Any], title: str = "lm-unlearn evaluation", redact: bool = False) -> str:
-    """The whole report as one HTML string."""
+def audit_section(audit: dict[str, Any]) -> str:
+    """`unlearn audit`'s verdicts and KRS curves; the details stay in audit.html.
+
+    Holds numbers and verdict lines only (no forget text), so it needs no redaction.
+    """
+    import base64
+
+    parts = [
+        '<section id="audit"><h2>Audit: is it really gone?</h2>',
+        f'<p>From <a href="audit.html">audit.html</a> ({escape(str(audit.get("created", "")))}; '
+        f"{escape(str(audit.get('questions', '?')))} forget records"
+        f"{'' if audit.get('complete') else '; incomplete: the audit was interrupted'}).</p>",
+    ]
+    verdicts = audit.get("verdicts") or [
+        a["verdict"] for a in audit.get("attacks", {}).values() if isinstance(a, dict) and "verdict" in a
+    ]
+    parts.append("<ul>" + "".join(f"<li>{escape(str(v))}</li>" for v in verdicts) + "</ul>")
+    recovery = audit.get("recovery")
+    if recovery:
+        from lm_unlearn.analysis.plots import krs_figure
+
+        best = {
+            name: max(v for v in values if v == v)
+            for name, values in recovery["krs"].items()
+            if any(v == v for v in values)
+        }  # NaN != NaN: windows without a value are skipped
+        rows = "".join(
+            f"<tr><td>{escape(name)}</td><td class='num'>{fmt_value(value)}</td></tr>"
+            for name, value in best.items()
+        )
+        png = base64.b64encode(krs_figure(recovery)).decode("ascii")
+        parts.append(
+            "<h3>Knowledge recovery score by layer window (Hong et al., 2024)</h3>"
+            f"{_img(png, 'KRS by layer window')}<table><tr><th>intervention</th><th>best KRS</th></tr>"
+            f"{rows}</table>"
+        )
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def render_report(
+    result: dict[str, Any],
+    title: str = "lm-unlearn evaluation",
+    redact: bool = False,
+    audit: dict[str, Any] | None = None,
+) -> str:
+    """The whole report as one HTML string; with `audit` (audit.json), its section too."""
     if redact:
         result = redact_result(result)
     info = result.get("info", {})
@@ -157,6 +202,8 @@ def render_report(result: dict[str, Any], title: str = "lm-unlearn evaluation", 
     parts += [metric_section(g, metrics) for g in groups]
     cost = {f"eval {k}": v for k, v in info.get("eval_cost", {}).items()} | result.get("run_cost", {})
     parts.append(f'<section id="cost"><h2>Cost</h2>{_kv_table(cost)}</section>')
+    if audit:
+        parts.append(audit_section(audit))
     examples = result.get("examples", {})
     parts.append('<section id="examples"><h2>Examples</h2>')
     parts += [examples_table(role, rows, limit) for role, rows in examples.items()]
@@ -235,5 +282,30 @@ def write_outputs(result: dict[str, Any], out_dir, title: str, redact: bool = Fa
     if redact:
         result = redact_result(result)
     atomic_write_json(out_dir / "eval.json", result)
-    atomic_write_text(out_dir / "report.html", render_report(result, title))
+    atomic_write_text(out_dir / "report.html", render_report(result, title, audit=read_audit(out_dir)))
     return out_dir / "eval.json", out_dir / "report.html"
+
+
+def read_audit(run_dir) -> dict[str, Any] | None:
+    """RUN_DIR/audit.json when `unlearn audit` has written one."""
+    import json
+    from pathlib import Path
+
+    path = Path(run_dir) / "audit.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def refresh_report(run_dir) -> bool:
+    """Re-render RUN_DIR/report.html from its eval.json and audit.json; False without eval.json."""
+    import json
+    from pathlib import Path
+
+    from lm_unlearn.files import atomic_write_text
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "eval.json").is_file():
+        return False
+    result = json.loads((run_dir / "eval.json").read_text(encoding="utf-8"))
+    title = f"lm-unlearn evaluation: {run_dir.name}"
+    atomic_write_text(run_dir / "report.html", render_report(result, title, audit=read_audit(run_dir)))
+    return True

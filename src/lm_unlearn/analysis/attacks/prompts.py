@@ -82,7 +82,7 @@ def prompt_attack(
             "answers": got.answers,
         }
     best_key = max(variants, key=lambda k: (variants[k]["recall"], -variants[k]["nll"]))
-    after = {"nll": variants[best_key]["nll"], "recall": variants[best_key]["recall"]}
+    after = {k: variants[best_key][k] for k in before}
     return {
         "attack": name,
         "before": before,

@@ -86,7 +86,7 @@ def quantize(
         "attack": "quantize",
         "settings": {"bits": list(bits), "group_size": group_size, "scheme": "asymmetric min-max RTN"},
         "before": before,
-        "after": {"nll": variants[best]["nll"], "recall": variants[best]["recall"]},
+        "after": {k: variants[best][k] for k in before},
         "best_variant": best,
         "original": orig,
         "variants": variants,

@@ -34,6 +34,8 @@ def verdict(name: str, before: dict, after: dict, original: dict | None = None, 
         f"{name}{note}: forget NLL {before['nll']:.2f} -> {after['nll']:.2f}{gap}, "
         f"answer recall {before['recall']:.2f} -> {after['recall']:.2f}"
     )
+    if "rougeL_recall" in before and "rougeL_recall" in after:
+        text += f", ROUGE-L recall {before['rougeL_recall']:.2f} -> {after['rougeL_recall']:.2f}"
     if original:
         text += f" (original: NLL {original['nll']:.2f}, recall {original['recall']:.2f})"
     return f"{text}: {label(fraction, after['recall'] - before['recall'])}"
