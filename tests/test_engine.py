@@ -208,3 +208,38 @@ def test_stop_rule_on_forget_nll(tmp_path, tiny_model_dir):
     result = train(cfg, Path(cfg.output_dir) / "tiny")
     assert result.steps < 50 and "forget NLL" in result.stop_reason
     assert result.history[-1]["forget_nll"] > 7.0
+
+
+@pytest.mark.parametrize("mode", ["lora", "full"])
+def test_frozen_weights_in_bf16_give_the_same_run_as_fp32_under_bf16_autocast(tmp_path, tiny_model_dir, mode):
+    """bf16 autocast casts every frozen Linear weight to bf16 anyway, so storing them in bf16
+    must change nothing: same losses, and (LoRA) the same merged fp32 model."""
+    runs = {}
+    for dtype in ("fp32", "bf16"):
+        overrides = {
+            "method": "yao",
+            "train.mode": mode,
+            "train.max_steps": 3,
+            "train.lr": 0.05 if mode == "lora" else 1e-3,
+            "train.precision": "bf16",
+            "train.frozen_dtype": dtype,
+            "output_dir": str(tmp_path / dtype),
+        }
+        cfg = tiny_run_config(tmp_path, tiny_model_dir, **overrides)
+        runs[dtype] = train(cfg, Path(cfg.output_dir) / "tiny").run_dir
+    manifest = json.loads((runs["bf16"] / "manifest.json").read_text())
+    assert manifest["frozen_dtype"]["dtype"] == "bf16" and manifest["frozen_dtype"]["parameters"] > 0
+    losses = {d: [(r["loss"], r["kl"]) for r in read_history(runs[d] / "metrics.jsonl")] for d in runs}
+    assert losses["bf16"] == pytest.approx(losses["fp32"], rel=1e-5, abs=1e-6)
+    a, b = weights(runs["fp32"]), weights(runs["bf16"])
+    assert all(b[n].dtype == torch.float32 for n in b)
+    assert all(torch.allclose(a[n], b[n], rtol=1e-5, atol=1e-6) for n in a)
+
+
+def test_frozen_bf16_needs_bf16_precision(tmp_path, tiny_model_dir):
+    from lm_unlearn.errors import ConfigError
+
+    settings = {"train.precision": "fp32", "train.frozen_dtype": "bf16"}
+    cfg = tiny_run_config(tmp_path, tiny_model_dir, **settings)
+    with pytest.raises(ConfigError, match="frozen_dtype=bf16 needs"):
+        train(cfg, Path(cfg.output_dir) / "tiny")

@@ -106,6 +106,13 @@ class TrainConfig(Strict):
     precision: Literal["auto", "bf16", "fp32"] = Field(
         "auto", description="bf16 autocast where the hardware supports it ('auto'), or force one."
     )
+    frozen_dtype: Literal["auto", "bf16", "fp32"] = Field(
+        "auto",
+        description="Storage of frozen Linear weights (the LoRA base; full mode's live reference copy). "
+        "'bf16' gives the same matmuls as bf16 autocast, which casts them anyway, at half the memory "
+        "and without the cast copies kept for backward; needs precision bf16. 'auto': bf16 when the "
+        "run's precision is bf16.",
+    )
     seed: int = 0
     checkpoint_every: int = Field(0, ge=0, description="Save a resumable checkpoint every N steps.")
     gradient_checkpointing: bool = False

@@ -29,7 +29,7 @@ from lm_unlearn.files import atomic_write_json, atomic_write_text, sha256_tree
 from lm_unlearn.manifest import data_entry, now, package_versions
 from lm_unlearn.methods import dispatch, finish
 from lm_unlearn.methods.masks import apply_mask
-from lm_unlearn.models import load_model, save_model, wrap_lora
+from lm_unlearn.models import frozen_linears_to, load_model, save_model, wrap_lora
 from lm_unlearn.objectives import StepContext, build_objective
 from lm_unlearn.objectives.reference import build_reference
 
@@ -63,6 +63,14 @@ def resolve_precision(requested: str) -> str:
     if torch.cuda.is_available():
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
     return "bf16" if cpu_supports_bf16() else "fp32"
+
+
+def resolve_frozen_dtype(requested: str, precision: str) -> str:
+    if requested == "auto":
+        return "bf16" if precision == "bf16" else "fp32"
+    if requested == "bf16" and precision != "bf16":
+        raise ConfigError("train.frozen_dtype=bf16 needs train.precision bf16 (or auto on bf16 hardware)")
+    return requested
 
 
 def read_history(path: Path, up_to_step: int | None = None) -> list[dict[str, Any]]:
@@ -139,6 +147,11 @@ def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False) -> RunResult:
         # Full fine-tuning: a frozen copy, made only because a term compares with the original.
         reference_model = copy.deepcopy(model).eval().requires_grad_(False)
         reference_model.to(accelerator.device)
+    frozen_dtype = resolve_frozen_dtype(t.frozen_dtype, precision)
+    frozen_bf16 = 0
+    if frozen_dtype == "bf16":
+        frozen = [m for m in (model, reference_model) if m is not None]
+        frozen_bf16 = sum(frozen_linears_to(m, torch.bfloat16) for m in frozen)
     model.train()
     mask_summary = apply_mask(
         t.mask,
@@ -207,6 +220,7 @@ def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False) -> RunResult:
             "objective": objective.describe(),
             "mask": mask_summary,
             "precision": precision,
+            "frozen_dtype": {"dtype": frozen_dtype, "parameters": frozen_bf16},
             "processes": accelerator.num_processes,
             "versions": package_versions(),
             "source_model": {"spec": loaded.spec, "path": loaded.path, "sha256": loaded.source_hashes},
@@ -297,7 +311,7 @@ def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False) -> RunResult:
     manifest.update(finish(cfg, objective, unwrapped, cfg.model.name))  # e.g. task-vector negation
     accelerator.wait_for_everyone()
     if main:
-        outputs = _save_outputs(cfg, run_dir, unwrapped, tokenizer)
+        outputs = _save_outputs(cfg, run_dir, unwrapped, tokenizer, loaded.path if frozen_bf16 else None)
         manifest.update(
             {
                 "status": "finished",
@@ -321,12 +335,27 @@ def _mean_over_processes(accelerator: Accelerator, sums: dict[str, float]) -> di
     return dict(zip(keys, values.tolist()))
 
 
-def _save_outputs(cfg: RunConfig, run_dir: Path, model, tokenizer) -> dict[str, Any]:
+def _save_outputs(
+    cfg: RunConfig, run_dir: Path, model, tokenizer, fp32_base: str | None = None
+) -> dict[str, Any]:
+    """adapter/ and the merged model/ (LoRA), or model/ (full).
+
+    fp32_base: the source model's path when the frozen base was stored in bf16; the adapter is
+    then merged into the source weights reloaded in fp32, since adding a small LoRA delta to
+    bf16 weights would round much of it away.
+    """
     outputs: dict[str, Any] = {}
     if cfg.train.mode == "lora":
         save_model(model, tokenizer, run_dir / "adapter")
         outputs["adapter"] = {"path": "adapter", "sha256": sha256_tree(run_dir / "adapter")}
         if cfg.save.merge:
+            if fp32_base is not None:
+                from peft import PeftModel
+
+                base = load_model(
+                    fp32_base, revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code
+                ).model
+                model = PeftModel.from_pretrained(base, run_dir / "adapter")
             merged = model.merge_and_unload()
             save_model(merged, tokenizer, run_dir / "model")
     else:

@@ -169,6 +169,29 @@ def wrap_lora(model: PreTrainedModel, r: int, alpha: int, dropout: float, target
     return get_peft_model(model, config)
 
 
+def frozen_linears_to(model: torch.nn.Module, dtype: torch.dtype) -> int:
+    """Store the weights (and biases) of frozen nn.Linear layers in `dtype`; returns the count
+    of parameters converted.
+
+    Under bf16 autocast every Linear's matmul reads a bf16 copy of its weight (made with the
+    same round-to-nearest cast), so a frozen weight stored in bf16 gives identical products
+    while using half the memory, and autocast no longer makes a copy per forward that the
+    graph keeps for backward (it caches casts only of trainable leaves). Embeddings, norms and
+    a head tied to the input embeddings stay as they are: those are not autocast.
+    """
+    embedding = model.get_input_embeddings()
+    tied = embedding.weight if embedding is not None else None
+    converted = 0
+    for module in model.modules():
+        if not isinstance(module, torch.nn.Linear) or module.weight.requires_grad or module.weight is tied:
+            continue
+        module.weight.data = module.weight.data.to(dtype)
+        if module.bias is not None and not module.bias.requires_grad:
+            module.bias.data = module.bias.data.to(dtype)
+        converted += module.weight.numel()
+    return converted
+
+
 def save_model(model: PreTrainedModel, tokenizer, target: str | Path) -> Path:
     """Save weights as safetensors plus tokenizer, atomically."""
 
