@@ -48,6 +48,12 @@ def test_full_run_writes_loadable_model_manifest_and_metrics(tmp_path, tiny_mode
     )
     assert {"torch", "transformers", "peft", "accelerate"} <= set(manifest["versions"])
     assert manifest["started"] <= manifest["finished"]
+    # The run's own peak memory: at least the fp32 weights it held.
+    weights_bytes = sum(p.numel() * 4 for p in source.parameters())
+    assert manifest["cost"]["peak_rss_bytes"] > weights_bytes
+    from lm_unlearn.evaluation.cost import run_cost
+
+    assert run_cost(run_dir)["train_peak_rss_bytes"] == manifest["cost"]["peak_rss_bytes"]
     rows = read_history(run_dir / "metrics.jsonl")
     assert [r["step"] for r in rows] == [1, 2, 3]
     assert {"loss", "ga", "mismatch", "kl", "forget_nll", "lr", "grad_norm", "tokens"} <= set(rows[0])

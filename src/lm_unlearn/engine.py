@@ -25,6 +25,7 @@ from lm_unlearn.data import PromptFormat, encode_records, read_records
 from lm_unlearn.data.demo import demo_dataset
 from lm_unlearn.data.sampling import StepData, read_refusals
 from lm_unlearn.errors import ConfigError, DataError
+from lm_unlearn.evaluation.cost import peak_gpu_bytes, peak_rss_bytes, reset_peak_rss
 from lm_unlearn.files import atomic_write_json, atomic_write_text, sha256_tree
 from lm_unlearn.manifest import data_entry, now, package_versions
 from lm_unlearn.methods import dispatch, finish
@@ -98,6 +99,9 @@ def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False) -> RunResult:
     if special is not None:
         return special
     t = cfg.train
+    reset_peak_rss()  # the manifest's cost block reports this run's own peak
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
     precision = resolve_precision(t.precision)
     # accelerate keeps its state per process; a second train() in one process (benchmark grids,
     # sequential requests, tests) may ask for another precision, so the mixed-precision state is
@@ -319,6 +323,10 @@ def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False) -> RunResult:
                 "steps": step,
                 "stop_reason": stop_reason,
                 "final": history[-1] if history else None,
+                "cost": {
+                    "peak_rss_bytes": peak_rss_bytes(),
+                    "peak_gpu_memory_bytes": peak_gpu_bytes(),
+                },
                 "outputs": outputs,
             }
         )

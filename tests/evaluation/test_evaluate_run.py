@@ -43,3 +43,20 @@ def test_evaluate_run_writes_eval_and_report(tmp_path, tiny_model_dir, cfg, kind
     assert "train_flops_estimate" in html and '<section id="forget">' in html
     # A fresh LoRA adapter (B = 0) or a copy is the original itself: identical behaviour.
     assert result["metrics"]["model"]["retain.kl_to_original"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_peak_rss_window_resets_and_grows():
+    import numpy as np
+    import pytest
+
+    from lm_unlearn.evaluation.cost import peak_rss_bytes, reset_peak_rss
+
+    if not reset_peak_rss():
+        pytest.skip("no /proc/self/clear_refs here")
+    base = peak_rss_bytes()
+    block = np.ones(64 * 2**20 // 8)  # 64 MiB, touched
+    grown = peak_rss_bytes()
+    del block
+    assert grown >= base + 60 * 2**20
+    reset_peak_rss()
+    assert peak_rss_bytes() < grown  # the freed block is no longer part of the new window

@@ -9,10 +9,33 @@ from pathlib import Path
 from typing import Any
 
 
+def reset_peak_rss() -> bool:
+    """Start a new peak-memory window (Linux: writing 5 to /proc/self/clear_refs resets VmHWM),
+    so a training run or an evaluation in a longer process reports its own peak."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
 def peak_rss_bytes() -> int:
-    """Peak resident memory of this process so far (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    """Peak resident memory since the last `reset_peak_rss` (Linux VmHWM), else of the whole
+    process (ru_maxrss: KiB on Linux, bytes on macOS)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(peak if sys.platform == "darwin" else peak * 1024)
+
+
+def peak_gpu_bytes() -> int | None:
+    import torch
+
+    return int(torch.cuda.max_memory_allocated()) if torch.cuda.is_available() else None
 
 
 def run_cost(run_dir: Path, n_params: int | None = None) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from lm_unlearn.evaluation import mia
 from lm_unlearn.evaluation import text_metrics as tm
 from lm_unlearn.evaluation.catalog import SUFFIXES
 from lm_unlearn.evaluation.config import EvalConfig
-from lm_unlearn.evaluation.cost import peak_rss_bytes
+from lm_unlearn.evaluation.cost import peak_rss_bytes, reset_peak_rss
 from lm_unlearn.evaluation.generation import generate
 from lm_unlearn.evaluation.judges import build_judge
 from lm_unlearn.evaluation.likelihood import SequenceScores, score_records
@@ -331,6 +331,7 @@ def evaluate(
 
     cfg = cfg or EvalConfig()
     started = time.perf_counter()
+    reset_peak_rss()
     precision = resolve_precision(cfg.precision)
     suite = Suite(data, cfg, precision)
     groups = suite.groups
