@@ -134,3 +134,20 @@ def test_prepare_names_what_is_wrong_with_the_scenario(tmp_path, tiny_model_dir)
     (tmp_path / "mine").mkdir()
     with pytest.raises(DataError, match="mine: no scenario.json"):
         prep.prepare(str(tmp_path / "mine"), model=str(tiny_model_dir), cache_root=tmp_path)
+
+
+def test_changed_evaluation_files_reuse_the_taught_models(tmp_path, tiny_model_dir, monkeypatch):
+    from lm_unlearn.scenarios import make
+
+    data = make("knowledge", tmp_path / "kn", seed=0, people=10)
+    settings = prep.TeachSettings(epochs=0.05, precision="fp32")
+    first = prep.prepare(str(data), model=str(tiny_model_dir), teach=settings, cache_root=tmp_path / "c")
+    taught = []
+    monkeypatch.setattr(prep, "teach_model", lambda *a, **k: taught.append(a[-1]))
+    (data / "perturbed.jsonl").write_text((data / "perturbed.jsonl").read_text().replace("born", "BORN"))
+    again = prep.prepare(str(data), model=str(tiny_model_dir), teach=settings, cache_root=tmp_path / "c")
+    assert again.root == first.root and taught == []
+    assert "BORN" in (again.data_dir / "perturbed.jsonl").read_text()
+    (data / "learn.jsonl").write_text((data / "learn.jsonl").read_text().replace("born", "BORN"))
+    third = prep.prepare(str(data), model=str(tiny_model_dir), teach=settings, cache_root=tmp_path / "c")
+    assert third.root != first.root and taught == ["target", "retrain"]  # a taught file changed

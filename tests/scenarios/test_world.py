@@ -98,6 +98,11 @@ def test_qa_rows_have_paraphrases_and_distinct_wrong_answers():
         assert r["paraphrased_prompt"] != r["prompt"] and r["paraphrased_answer"] != r["response"]
         assert len(r["perturbed_answers"]) == 3 and r["response"] not in r["perturbed_answers"]
         assert len(set(r["perturbed_answers"])) == 3
+        # Wrong answers in the paraphrased form differ from the paraphrased answer only in the value.
+        form = r["paraphrased_answer"].replace(r["value"], "{}")
+        assert [
+            w.replace(v, "{}") for w, v in zip(r["paraphrased_perturbed_answers"], r["perturbed_values"])
+        ] == [form] * 3
 
 
 def test_files_are_read_by_read_records(tmp_path):

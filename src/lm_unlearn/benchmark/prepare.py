@@ -197,13 +197,32 @@ def _model_fingerprint(spec: str) -> str:
     return spec  # hub ids and builtin names name fixed weights
 
 
-def cache_key(model: str, data_dir: Path, teach: TeachSettings) -> str:
-    data_hashes = {k: v for k, v in sha256_tree(data_dir).items() if not k.endswith(".yaml")}
+def cache_key(model: str, taught: dict[str, list[dict]], teach: TeachSettings) -> str:
+    """Hash of what decides the two models: base model, the rows each is taught, the settings.
+
+    Evaluation-only files (paraphrases, perturbed answers, unrelated questions) are left out,
+    so improving them reuses the taught models; `prepare` refreshes them in the cache.
+    """
+    rows = {
+        name: hashlib.sha256(json.dumps(r, sort_keys=True).encode()).hexdigest() for name, r in taught.items()
+    }
     blob = json.dumps(
-        {"version": VERSION, "model": _model_fingerprint(model), "data": data_hashes, "teach": asdict(teach)},
+        {"version": VERSION, "model": _model_fingerprint(model), "taught": rows, "teach": asdict(teach)},
         sort_keys=True,
     )
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def refresh_data(source: Path, data_dir: Path) -> list[str]:
+    """Copy into a cached data/ every scenario file that changed since it was prepared (the
+    taught rows are equal, or the key would differ); returns the names copied."""
+    from lm_unlearn.files import atomic_write_bytes
+
+    new, old = sha256_tree(source), sha256_tree(data_dir)
+    changed = sorted(name for name, digest in new.items() if old.get(name) != digest)
+    for name in changed:
+        atomic_write_bytes(data_dir / name, (source / name).read_bytes())
+    return changed
 
 
 def teach_model(model: str, rows: list[dict], run_dir: Path, teach: TeachSettings, name: str) -> dict:
@@ -279,10 +298,18 @@ def prepare(
         else:
             name = scenario
             source = _make_scenario(scenario, Path(scratch) / "data", seed, people)
-        key = cache_key(model, source, teach)
+        learn, retain_only = split_learn(source)
+        if len(retain_only) == len(learn):
+            raise DataError(
+                f"{source}: no learn record is forget-side; the retrain model would be the target"
+            )
+        key = cache_key(model, {"target": learn, "retrain": retain_only}, teach)
         target = root / f"{name}-seed{seed}-{key[:12]}"
         if (target / "prepared.json").is_file() and not force:
             log.info("prepared %s found in the cache: %s", name, target)
+            changed = refresh_data(source, target / "data")
+            if changed:
+                log.info("evaluation files updated in the cache: %s", ", ".join(changed))
             return Prepared(target, json.loads((target / "prepared.json").read_text()))
 
         info: dict[str, Any] = {
@@ -296,11 +323,6 @@ def prepare(
 
         def fill(tmp: Path) -> None:
             shutil.copytree(source, tmp / "data")
-            learn, retain_only = split_learn(tmp / "data")
-            if len(retain_only) == len(learn):
-                raise DataError(
-                    f"{source}: no learn record is forget-side; the retrain model would be the target"
-                )
             started = time.perf_counter()
             info["target"] = teach_model(model, learn, tmp / "target", teach, "target")
             info["retrain"] = teach_model(model, retain_only, tmp / "retrain", teach, "retrain")

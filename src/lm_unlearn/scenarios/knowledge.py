@@ -30,8 +30,10 @@ def qa(rows: list[dict]) -> list[dict]:
 
 
 def perturbed(rows: list[dict]) -> list[dict]:
-    keys = ("prompt", "response", "paraphrased_answer", "perturbed_answers")
-    return [{k: r[k] for k in keys} for r in rows]
+    """Truth-ratio rows as TOFU's perturbed files: the paraphrased answer (true) and wrong
+    answers in the same paraphrased form."""
+    keys = ("prompt", "response", "paraphrased_answer")
+    return [{k: r[k] for k in keys} | {"perturbed_answers": r["paraphrased_perturbed_answers"]} for r in rows]
 
 
 def make(out: str | Path, seed: int = 0, people: int = 200, forget_percent: int = 10) -> Path:

@@ -310,6 +310,9 @@ def qa_pairs(world: World, pid: str, facts: tuple[Fact, ...] = BIOGRAPHY) -> lis
         a, a2 = (t.format(name=p.name, value=value) for t in fact.answers)
         wrong_values = _perturbed_values(world, p, fact.key, rng)
         wrong = [fact.answers[0].format(name=p.name, value=v) for v in wrong_values]
+        # TOFU perturbs the paraphrased answer, so that the truth ratio compares answers of one
+        # form and measures the value, not the wording the model was taught.
+        wrong2 = [fact.answers[1].format(name=p.name, value=v) for v in wrong_values]
         rows.append(
             {
                 "prompt": q,
@@ -317,6 +320,7 @@ def qa_pairs(world: World, pid: str, facts: tuple[Fact, ...] = BIOGRAPHY) -> lis
                 "paraphrased_prompt": q2,
                 "paraphrased_answer": a2,
                 "perturbed_answers": wrong,
+                "paraphrased_perturbed_answers": wrong2,
                 "person": pid,
                 "fact": fact.key,
                 "value": value,
