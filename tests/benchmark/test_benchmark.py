@@ -151,3 +151,13 @@ def test_changed_evaluation_files_reuse_the_taught_models(tmp_path, tiny_model_d
     (data / "learn.jsonl").write_text((data / "learn.jsonl").read_text().replace("born", "BORN"))
     third = prep.prepare(str(data), model=str(tiny_model_dir), teach=settings, cache_root=tmp_path / "c")
     assert third.root != first.root and taught == ["target", "retrain"]  # a taught file changed
+
+
+def test_configs_that_differ_only_in_directories_are_the_same(tmp_path):
+    a, b, c = tmp_path / "a.yaml", tmp_path / "b.yaml", tmp_path / "c.yaml"
+    a.write_text("forget: {path: /tmp/x1/forget.jsonl}\nmax_new_tokens: 8\n")
+    b.write_text("forget: {path: /scratch/y/forget.jsonl}\nmax_new_tokens: 8\n")
+    c.write_text(
+        "forget: {path: /tmp/x1/forget.jsonl}\nperturbed: {path: /tmp/x1/p.jsonl}\nmax_new_tokens: 8\n"
+    )
+    assert prep._same_config(a, b) and not prep._same_config(a, c)

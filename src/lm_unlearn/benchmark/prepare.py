@@ -213,13 +213,34 @@ def cache_key(model: str, taught: dict[str, list[dict]], teach: TeachSettings) -
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def _same_config(a: Path, b: Path) -> bool:
+    """run.yaml/eval.yaml name files by the path they were written at; `rebase` uses only the
+    file names, so two configs that differ only in directories are the same."""
+
+    def names(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {
+                k: Path(v).name if k == "path" and isinstance(v, str) else names(v) for k, v in value.items()
+            }
+        return [names(v) for v in value] if isinstance(value, list) else value
+
+    return names(yaml.safe_load(a.read_text(encoding="utf-8"))) == names(
+        yaml.safe_load(b.read_text(encoding="utf-8"))
+    )
+
+
 def refresh_data(source: Path, data_dir: Path) -> list[str]:
     """Copy into a cached data/ every scenario file that changed since it was prepared (the
     taught rows are equal, or the key would differ); returns the names copied."""
     from lm_unlearn.files import atomic_write_bytes
 
     new, old = sha256_tree(source), sha256_tree(data_dir)
-    changed = sorted(name for name, digest in new.items() if old.get(name) != digest)
+    changed = sorted(
+        name
+        for name, digest in new.items()
+        if old.get(name) != digest
+        and not (name.endswith(".yaml") and name in old and _same_config(source / name, data_dir / name))
+    )
     for name in changed:
         atomic_write_bytes(data_dir / name, (source / name).read_bytes())
     return changed
