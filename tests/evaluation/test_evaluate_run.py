@@ -46,7 +46,8 @@ def test_evaluate_run_writes_eval_and_report(tmp_path, tiny_model_dir, cfg, kind
 
 
 def test_peak_rss_window_resets_and_grows():
-    import numpy as np
+    import mmap
+
     import pytest
 
     from lm_unlearn.evaluation.cost import peak_rss_bytes, reset_peak_rss
@@ -54,9 +55,11 @@ def test_peak_rss_window_resets_and_grows():
     if not reset_peak_rss():
         pytest.skip("no /proc/self/clear_refs here")
     base = peak_rss_bytes()
-    block = np.ones(64 * 2**20 // 8)  # 64 MiB, touched
+    size = 64 * 2**20
+    block = mmap.mmap(-1, size)  # fresh anonymous pages: the allocator cannot reuse freed memory
+    block.write(b"\1" * size)
     grown = peak_rss_bytes()
-    del block
+    block.close()
     assert grown >= base + 60 * 2**20
     reset_peak_rss()
-    assert peak_rss_bytes() < grown  # the freed block is no longer part of the new window
+    assert peak_rss_bytes() < grown  # the unmapped block is no longer part of the new window
