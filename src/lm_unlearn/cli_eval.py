@@ -85,6 +85,7 @@ def evaluate_run(
     from lm_unlearn.evaluation.cost import run_cost
     from lm_unlearn.models import load_model
     from lm_unlearn.report import write_outputs
+    from lm_unlearn.report.html import run_title
 
     run_dir = Path(run_dir)
     manifest = json.loads((run_dir / "manifest.json").read_text())
@@ -98,7 +99,7 @@ def evaluate_run(
     n_params = sum(p.numel() for p in original.model.parameters())
     result["run_cost"] = run_cost(run_dir, n_params)
     result["info"]["run_dir"] = str(run_dir)
-    _, report = write_outputs(result, run_dir, f"lm-unlearn evaluation: {run_dir.name}", cfg.redact)
+    _, report = write_outputs(result, run_dir, run_title(run_dir), cfg.redact)
     return report
 
 

@@ -14,7 +14,7 @@ Greedy answers come from `evaluation.generation.generate` (batched, left-padded)
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
@@ -33,9 +33,6 @@ class Measures:
 
     def summary(self) -> dict[str, float]:
         return {"nll": self.nll, "recall": self.recall, "rougeL_recall": self.rougeL_recall}
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def answer_nll(

@@ -96,12 +96,13 @@ class Prepared:
     def eval_data(self) -> dict[str, Any]:
         """The evaluation config (eval.yaml) with paths pointing into data/."""
         path = self.data_dir / "eval.yaml"
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {} if path.is_file() else self.run_data()
-        # Truth-ratio questions: a scenario written before eval.yaml named them still has the file.
+        if path.is_file():  # kept current by `refresh_data`
+            return rebase(yaml.safe_load(path.read_text(encoding="utf-8")) or {}, self.data_dir)
+        data = self.run_data()  # a converted directory: its files by role, truth-ratio questions too
         perturbed = _files_by_role(self.data_dir).get("perturbed")
-        if "perturbed" not in data and perturbed is not None and perturbed.is_file():
+        if perturbed is not None:
             data["perturbed"] = {"path": str(perturbed)}
-        return rebase(data, self.data_dir)
+        return data
 
 
 def rebase(section: Any, root: Path) -> Any:

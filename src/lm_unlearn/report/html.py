@@ -8,11 +8,14 @@ sets) is replaced by a placeholder before anything is rendered.
 from __future__ import annotations
 
 import copy
+import json
 import math
 from html import escape
+from pathlib import Path
 from typing import Any
 
 from lm_unlearn.evaluation.catalog import FORGET_AXIS, GROUP_TITLES, UTILITY_AXIS, describe, group_of
+from lm_unlearn.files import atomic_write_json, atomic_write_text
 from lm_unlearn.report.plots import LABELS, metric_bars, tradeoff_scatter
 
 FORGET_SIDE = ("forget", "heldout", "paraphrased", "extraction")
@@ -274,10 +277,6 @@ def render_comparison(results: dict[str, dict[str, Any]], title: str = "lm-unlea
 def write_outputs(result: dict[str, Any], out_dir, title: str, redact: bool = False):
     """Write out_dir/eval.json and out_dir/report.html atomically; with `redact`, both hold
     placeholders instead of forget-side text. Returns (json path, html path)."""
-    from pathlib import Path
-
-    from lm_unlearn.files import atomic_write_json, atomic_write_text
-
     out_dir = Path(out_dir)
     if redact:
         result = redact_result(result)
@@ -286,26 +285,23 @@ def write_outputs(result: dict[str, Any], out_dir, title: str, redact: bool = Fa
     return out_dir / "eval.json", out_dir / "report.html"
 
 
+def run_title(run_dir) -> str:
+    """The title of a run directory's report.html."""
+    return f"lm-unlearn evaluation: {Path(run_dir).name}"
+
+
 def read_audit(run_dir) -> dict[str, Any] | None:
     """RUN_DIR/audit.json when `unlearn audit` has written one."""
-    import json
-    from pathlib import Path
-
     path = Path(run_dir) / "audit.json"
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
 def refresh_report(run_dir) -> bool:
     """Re-render RUN_DIR/report.html from its eval.json and audit.json; False without eval.json."""
-    import json
-    from pathlib import Path
-
-    from lm_unlearn.files import atomic_write_text
-
     run_dir = Path(run_dir)
     if not (run_dir / "eval.json").is_file():
         return False
     result = json.loads((run_dir / "eval.json").read_text(encoding="utf-8"))
-    title = f"lm-unlearn evaluation: {run_dir.name}"
-    atomic_write_text(run_dir / "report.html", render_report(result, title, audit=read_audit(run_dir)))
+    page = render_report(result, run_title(run_dir), audit=read_audit(run_dir))
+    atomic_write_text(run_dir / "report.html", page)
     return True

@@ -36,6 +36,22 @@ def perturbed(rows: list[dict]) -> list[dict]:
     return [{k: r[k] for k in keys} | {"perturbed_answers": r["paraphrased_perturbed_answers"]} for r in rows]
 
 
+def forget_question_files(forget: list[dict]) -> list[DataFile]:
+    """The forget questions reworded, and their truth-ratio rows (TOFU's paraphrased and
+    perturbed sets), from `world.qa_pairs` rows."""
+    return [
+        DataFile(
+            "paraphrased.jsonl",
+            "paraphrased",
+            "forget questions reworded, with the original answers",
+            [{"prompt": r["paraphrased_prompt"], "response": r["response"]} for r in forget],
+        ),
+        DataFile(
+            "perturbed.jsonl", "perturbed", "forget QA with paraphrased and wrong answers", perturbed(forget)
+        ),
+    ]
+
+
 def make(out: str | Path, seed: int = 0, people: int = 200, forget_percent: int = 10) -> Path:
     if forget_percent not in (1, 5, 10):
         raise DataError(f"--forget-percent must be 1, 5 or 10 (got {forget_percent})")
@@ -55,15 +71,7 @@ def make(out: str | Path, seed: int = 0, people: int = 200, forget_percent: int 
         DataFile("forget.jsonl", "forget", f"QA about the {forget_percent} % forget people", qa(forget)),
         DataFile("retain.jsonl", "retain", "QA about the other trained people", qa(retain)),
         DataFile("heldout.jsonl", "heldout", "QA about people never trained on", qa(held)),
-        DataFile(
-            "paraphrased.jsonl",
-            "paraphrased",
-            "forget questions reworded, with the original answers",
-            [{"prompt": r["paraphrased_prompt"], "response": r["response"]} for r in forget],
-        ),
-        DataFile(
-            "perturbed.jsonl", "perturbed", "forget QA with paraphrased and wrong answers", perturbed(forget)
-        ),
+        *forget_question_files(forget),
         DataFile(
             "retain_perturbed.jsonl",
             "retain_perturbed",

@@ -13,7 +13,7 @@ import random
 import re
 from pathlib import Path
 
-from lm_unlearn.scenarios.knowledge import perturbed, qa
+from lm_unlearn.scenarios.knowledge import forget_question_files, qa
 from lm_unlearn.scenarios.world import CONTACT, contact_card, make_world, qa_pairs
 from lm_unlearn.scenarios.writer import DataFile, write_scenario
 
@@ -43,15 +43,7 @@ def make(out: str | Path, seed: int = 0, people: int = 200) -> Path:
         DataFile(
             "heldout_text.jsonl", "heldout_text", "contact cards of people never trained on", cards(held_ids)
         ),
-        DataFile(
-            "paraphrased.jsonl",
-            "paraphrased",
-            "forget questions reworded",
-            [{"prompt": r["paraphrased_prompt"], "response": r["response"]} for r in forget],
-        ),
-        DataFile(
-            "perturbed.jsonl", "perturbed", "forget QA with paraphrased and wrong answers", perturbed(forget)
-        ),
+        *forget_question_files(forget),
         DataFile("learn.jsonl", "learn", "QA and contact cards of all trained people, to teach first", learn),
     ]
     patterns = []

@@ -12,7 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from lm_unlearn.data.records import read_rows as read_file_rows
+from lm_unlearn.config import DatasetConfig
+from lm_unlearn.data.records import dataset_rows
 from lm_unlearn.errors import DataError
 from lm_unlearn.files import atomic_write_text, sha256_file
 from lm_unlearn.scenarios.writer import DataFile, check_out_dir, jsonl_text
@@ -25,13 +26,7 @@ def read_rows(path: str | Path) -> list[Row]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"input file not found: {path}")
-    rows = read_file_rows(path)
-    out = []
-    for where, row in rows:
-        where = f"{path}: {where}"
-        if not isinstance(row, dict):
-            raise DataError(f"{where}: expected an object with fields, got {type(row).__name__}")
-        out.append((where, row))
+    out = dataset_rows(DatasetConfig(path=str(path)), "input")
     if not out:
         raise DataError(f"{path}: no records")
     return out
