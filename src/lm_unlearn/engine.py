@@ -25,7 +25,7 @@ from lm_unlearn.data import PromptFormat, encode_records, read_records
 from lm_unlearn.data.demo import demo_dataset
 from lm_unlearn.data.sampling import StepData, read_refusals
 from lm_unlearn.errors import ConfigError, DataError
-from lm_unlearn.evaluation.cost import peak_gpu_bytes, peak_rss_bytes, reset_peak_rss
+from lm_unlearn.evaluation.cost import peak_gpu_bytes, peak_rss_bytes, reset_peak_rss, return_freed_memory
 from lm_unlearn.files import atomic_write_json, atomic_write_text, sha256_tree
 from lm_unlearn.manifest import data_entry, now, package_versions
 from lm_unlearn.methods import dispatch, finish
@@ -314,6 +314,7 @@ def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False) -> RunResult:
 
     manifest.update(finish(cfg, objective, unwrapped, cfg.model.name))  # e.g. task-vector negation
     accelerator.wait_for_everyone()
+    return_freed_memory()  # the last step's activations, before saving maps a merged model
     if main:
         outputs = _save_outputs(cfg, run_dir, unwrapped, tokenizer, loaded.path if frozen_bf16 else None)
         manifest.update(

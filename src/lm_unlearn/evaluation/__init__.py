@@ -1,6 +1,26 @@
-"""Evaluation: generation, likelihoods, metrics, judges; `evaluate` runs the suite."""
+"""Evaluation: generation, likelihoods, metrics, judges; `evaluate` runs the suite.
 
-from lm_unlearn.evaluation.config import EvalConfig, JudgeConfig, load_eval_config
-from lm_unlearn.evaluation.suite import EvalData, evaluate, load_eval_data
+The names below are imported on first use, so a training process that only needs
+`evaluation.cost` does not load scikit-learn, pandas and the text metrics (about 150 MiB).
+"""
 
-__all__ = ["EvalConfig", "EvalData", "JudgeConfig", "evaluate", "load_eval_config", "load_eval_data"]
+from importlib import import_module
+from typing import Any
+
+_WHERE = {
+    "EvalConfig": "lm_unlearn.evaluation.config",
+    "JudgeConfig": "lm_unlearn.evaluation.config",
+    "load_eval_config": "lm_unlearn.evaluation.config",
+    "EvalData": "lm_unlearn.evaluation.suite",
+    "evaluate": "lm_unlearn.evaluation.suite",
+    "load_eval_data": "lm_unlearn.evaluation.suite",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(_WHERE[name]), name)
+
+
+__all__ = sorted(_WHERE)

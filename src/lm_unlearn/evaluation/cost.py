@@ -32,6 +32,25 @@ def peak_rss_bytes() -> int:
     return int(peak if sys.platform == "darwin" else peak * 1024)
 
 
+def return_freed_memory() -> None:
+    """Collect garbage and hand freed heap memory back to the OS.
+
+    After training, glibc keeps the freed activation memory of the last step (0.8 GiB for the
+    default model) in its arenas; saving a merged model then maps fresh pages on top of it.
+    malloc_trim returns those pages (glibc only; elsewhere this only collects garbage).
+    """
+    import ctypes
+    import ctypes.util
+    import gc
+
+    gc.collect()
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):  # not glibc (e.g. musl)
+            pass
+
+
 def peak_gpu_bytes() -> int | None:
     import torch
 
