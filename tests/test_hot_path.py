@@ -9,8 +9,9 @@ from lm_unlearn.data import PromptFormat, Record, collate, encode_records
 from lm_unlearn.data.sampling import StepData
 from lm_unlearn.data.tokenize import IGNORE, Batch
 from lm_unlearn.models import load_model
-from lm_unlearn.objectives import StepContext
+from lm_unlearn.objectives import StepContext, build_objective
 from lm_unlearn.objectives.outputs import Outputs
+from lm_unlearn.objectives.reference import LiveReference
 
 FORGET = [("Who wrote the books?", "J.K. Rowling."), ("What is the owl called?", "Hedwig, a snowy owl.")]
 RETAIN = [("What is the capital of France, the country?", "Paris."), ("What do bees make?", "Honey.")]
@@ -27,11 +28,11 @@ def _setup(model_dir):
     return loaded.model.float(), data
 
 
-def _run(model, data, together, make_batch=None):
+def _run(model, data, together, make_batch=None, full_logits=True):
     calls = []
     handle = model.register_forward_hook(lambda *_: calls.append(1))
     ctx = StepContext(model, make_batch or (lambda split: data.batch(split, 0)))
-    ctx.together, ctx.hidden_layers = together, (1,)
+    ctx.together, ctx.hidden_layers, ctx.full_logits = together, (1,), full_logits
     model.zero_grad(set_to_none=True)
     loss = ctx.outputs("forget").mean_nll.mean() - ctx.outputs("retain").mean_nll.mean()
     loss = loss + ctx.outputs("retain").layer(1).pow(2).mean()
@@ -58,6 +59,42 @@ def test_one_concatenated_forward_equals_separate_forwards(tiny_model_dir):
         torch.testing.assert_close(joint_grads[name], apart_grads[name], rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("together", [(), ("forget", "retain")])
+def test_lm_head_on_response_positions_only_gives_the_same_logprobs_and_gradients(tiny_model_dir, together):
+    model, data = _setup(tiny_model_dir)
+    full, full_grads, _ = _run(model, data, together)
+    head, head_grads, _ = _run(model, data, together, full_logits=False)
+    for split in ("forget", "retain"):
+        a, b = full.outputs(split), head.outputs(split)
+        width = a.batch.input_ids.shape[1]
+        needed = set((a.batch.labels[:, 1:] != IGNORE).any(dim=0).nonzero().flatten().tolist())
+        kept = b.positions.tolist()  # a joined forward keeps the union over its splits
+        assert needed <= set(kept) and len(kept) < width - 1 and max(kept) < width - 1
+        assert b._logits.shape[1] == len(kept)  # the head ran on those positions only
+        torch.testing.assert_close(b._logits, a.logits[:, b.positions], rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(b.token_logprob, a.token_logprob, rtol=1e-5, atol=1e-5)
+        with pytest.raises(RuntimeError, match="full_logits=True"):
+            b.logits  # noqa: B018 - a term reading whole logits must declare it
+    assert head_grads.keys() == full_grads.keys()
+    for name in full_grads:
+        torch.testing.assert_close(head_grads[name], full_grads[name], rtol=1e-4, atol=1e-6)
+
+
+def test_live_reference_on_response_positions_matches_full_logits(tiny_model_dir):
+    model, data = _setup(tiny_model_dir)
+    batch = data.batch("forget", 0)
+    live = LiveReference(model)
+    with torch.no_grad():
+        full, head = live.outputs(batch, ()), live.outputs(batch, (), full_logits=False)
+    assert full.positions is None and head.positions is not None
+    torch.testing.assert_close(head.token_logprob, full.token_logprob, rtol=1e-5, atol=1e-5)
+
+
+def test_objective_asks_for_full_logits_only_when_a_term_reads_them():
+    assert not build_objective("graddiff", None).full_logits and not build_objective("npo", None).full_logits
+    assert build_objective("yao", None).full_logits  # its kl term compares whole distributions
+
+
 def test_left_padded_batches_are_forwarded_separately(tiny_model_dir):
     model, data = _setup(tiny_model_dir)
     pad = data.pad_id
@@ -79,6 +116,15 @@ def test_token_logprob_counts_response_positions_only():
     # logits[:, t] predicts token t + 1: row 0 answers tokens 2 and 3, row 1 tokens 1 and 2.
     expected = torch.tensor([[0.0, logp[0, 1, 3], logp[0, 2, 1]], [logp[1, 0, 2], logp[1, 1, 4], 0.0]])
     torch.testing.assert_close(out.token_logprob, expected)
+    # The same from logits computed at the response positions {0, 1, 2} only.
+    kept = Outputs(logits.detach()[:, :3], batch, positions=torch.tensor([0, 1, 2]))
+    torch.testing.assert_close(kept.token_logprob, expected)
+    # Union {1, 2}: column k of the kept logits is position positions[k].
+    labels2 = torch.tensor([[IGNORE, IGNORE, 3, 1], [IGNORE, IGNORE, 4, IGNORE]])
+    batch2 = Batch(batch.input_ids, batch.attention_mask, labels2)
+    kept = Outputs(logits.detach()[:, 1:3], batch2, positions=torch.tensor([1, 2]))
+    expected2 = torch.tensor([[0.0, logp[0, 1, 3], logp[0, 2, 1]], [0.0, logp[1, 1, 4], 0.0]])
+    torch.testing.assert_close(kept.token_logprob, expected2)
     out.seq_logprob.sum().backward()
     assert logits.grad[0, 0].abs().sum() == 0 and logits.grad[1, 2].abs().sum() == 0  # prompt, padding
     assert logits.grad[0, 1].abs().sum() > 0 and logits.grad[1, 0].abs().sum() > 0

@@ -95,7 +95,7 @@ class Reinforced:
     def __init__(self, base, reinforced):
         self.base, self.reinforced = base, reinforced
 
-    def outputs(self, batch, layers):
+    def outputs(self, batch, layers, full_logits=True):
         from lm_unlearn.objectives.outputs import Outputs
 
         shape = (*batch.input_ids.shape, 4)

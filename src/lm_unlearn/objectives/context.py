@@ -7,6 +7,7 @@ engine never needs to know which batches a term wants.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 
@@ -20,7 +21,8 @@ from lm_unlearn.objectives.outputs import Outputs
 class ReferenceProvider:
     """The original model's outputs on a batch: live (objectives/reference.py) or precomputed."""
 
-    def outputs(self, batch: Batch, layers: tuple[int, ...]) -> Outputs:
+    def outputs(self, batch: Batch, layers: tuple[int, ...], full_logits: bool = True) -> Outputs:
+        """full_logits=False: only response log-probs are read (Outputs may hold response logits)."""
         raise NotImplementedError
 
 
@@ -48,6 +50,9 @@ class StepContext:
         # splits its objective reads, under bf16). Autocast then casts the frozen weights to bf16
         # and keeps those copies for backward once, not once per split (docs/performance.md).
         self.together: tuple[str, ...] = ()
+        # Set by the Objective: whether some term reads logits at every position. When none
+        # does, the LM head runs only on the positions predicting response tokens.
+        self.full_logits = True
 
     def batch(self, split: str) -> Batch:
         if split not in self._batches:
@@ -62,14 +67,22 @@ class StepContext:
             if len(group) < 2 or not all(_right_padded(b) for b in batches):
                 group, batches = [split], [self.batch(split)]
             joined = batches[0] if len(batches) == 1 else _concat(batches)
+            keep = None if self.full_logits else head_positions(self.model, joined)
+            head = {} if keep is None else {"logits_to_keep": keep}
             with self._autocast(), capture_layers(self.model, self.hidden_layers) as hidden:
-                logits = self.model(input_ids=joined.input_ids, attention_mask=joined.attention_mask).logits
+                logits = self.model(input_ids=joined.input_ids, attention_mask=joined.attention_mask, **head)
+                logits = logits.logits
             start = 0
             for name, batch in zip(group, batches):
                 # Right padding: a row's logits up to its own width are those of a separate pass.
                 rows, width = slice(start, start + batch.input_ids.shape[0]), batch.input_ids.shape[1]
                 parts = {layer: h[rows, :width] for layer, h in hidden.items()}
-                self._outputs[name] = Outputs(logits[rows, :width], batch, parts)
+                if keep is None:
+                    self._outputs[name] = Outputs(logits[rows, :width], batch, parts)
+                else:
+                    inside = keep < width - 1
+                    part = logits[rows][:, inside]
+                    self._outputs[name] = Outputs(part, batch, parts, positions=keep[inside])
                 start = rows.stop
         return self._outputs[split]
 
@@ -81,7 +94,9 @@ class StepContext:
             batch = self.batch(split)
             with torch.no_grad(), self._autocast():
                 if isinstance(self._reference_forward, ReferenceProvider):
-                    self._reference[split] = self._reference_forward.outputs(batch, self.hidden_layers)
+                    self._reference[split] = self._reference_forward.outputs(
+                        batch, self.hidden_layers, full_logits=self.full_logits
+                    )
                 else:  # a plain callable returning logits
                     self._reference[split] = Outputs(self._reference_forward(batch).detach(), batch)
         return self._reference[split]
@@ -94,6 +109,30 @@ class StepContext:
     @property
     def computed(self) -> dict[str, Outputs]:
         return self._outputs
+
+
+def head_positions(model: torch.nn.Module, batch: Batch) -> torch.Tensor | None:
+    """Positions t whose next token is a response token in some row: all that response
+    log-probs need from the LM head. None when the model's forward has no `logits_to_keep`.
+
+    In a chat-formatted QA batch these are a small part of [B, T] (demo data: 11 of 48), and
+    the [B, T, V] logits, their fp32 upcast and their gradients are the largest activations of a
+    small model with a large vocabulary. transformers' `logits_to_keep` (a tensor of sequence
+    indices) slices the hidden states before the head inside the model's own forward, so
+    DDP/FSDP wrappers and accelerate's autocast see an ordinary forward call.
+    """
+    if not _accepts_logits_to_keep(model):
+        return None
+    return (batch.labels[:, 1:] != IGNORE).any(dim=0).nonzero().flatten()
+
+
+def _accepts_logits_to_keep(model: torch.nn.Module) -> bool:
+    inner = model
+    while isinstance(getattr(inner, "module", None), torch.nn.Module):  # DDP, FSDP, DeepSpeed
+        inner = inner.module
+    if hasattr(inner, "get_base_model"):  # peft
+        inner = inner.get_base_model()
+    return "logits_to_keep" in inspect.signature(inner.forward).parameters
 
 
 def _right_padded(batch: Batch) -> bool:

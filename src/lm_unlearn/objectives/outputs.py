@@ -21,8 +21,13 @@ class Outputs:
         batch: Batch,
         hidden_states: dict[int, torch.Tensor] | None = None,
         extra: dict[str, torch.Tensor] | None = None,
+        positions: torch.Tensor | None = None,
     ):
-        self.logits = logits  # [B, T, V]; logits[:, t] predicts token t + 1
+        # [B, T, V]: logits[:, t] predicts token t + 1. With `positions` (sorted, covering every
+        # response position), only those were computed: [B, K, V], column k predicts token
+        # positions[k] + 1 (StepContext asks the model for them with `logits_to_keep`).
+        self._logits = logits
+        self.positions = positions
         self.batch = batch
         self.hidden_states = hidden_states or {}  # decoder layer index -> [B, T, H] output
         self.extra = extra or {}  # method-specific values, e.g. WHP's reinforced-model logits
@@ -41,6 +46,15 @@ class Outputs:
         out.__dict__["token_logprob"] = token_logprob  # fills the cached_property
         return out
 
+    @property
+    def logits(self) -> torch.Tensor | None:
+        if self.positions is not None:
+            raise RuntimeError(
+                "only response-position logits were computed; a term that reads logits must be "
+                "registered with full_logits=True"
+            )
+        return self._logits
+
     def layer(self, index: int) -> torch.Tensor:
         if index not in self.hidden_states:
             raise RuntimeError(f"layer {index} activations were not captured; the term must declare it")
@@ -55,9 +69,13 @@ class Outputs:
     def token_logprob(self) -> torch.Tensor:
         """[B, T-1] fp32 log p(y_t | y_<t) of each response token, 0 elsewhere."""
         targets, mask = self.batch.labels[:, 1:], self.response_mask
+        if self.positions is None:
+            logits, picked = self._logits[:, :-1], mask
+        else:  # sorted positions: row-major order of picked equals that of mask
+            logits, picked = self._logits, mask[:, self.positions]
         # Only response positions (a minority in QA batches: prompts and padding are the rest) are
         # upcast to fp32 and kept by the fused cross_entropy for backward (docs/performance.md).
-        nll = F.cross_entropy(self.logits[:, :-1][mask].float(), targets[mask], reduction="none")
+        nll = F.cross_entropy(logits[picked].float(), targets[mask], reduction="none")
         return torch.zeros(targets.shape, dtype=nll.dtype, device=nll.device).masked_scatter(mask, -nll)
 
     @cached_property

@@ -18,7 +18,7 @@ from contextlib import AbstractContextManager, nullcontext
 import torch
 
 from lm_unlearn.data.tokenize import Batch
-from lm_unlearn.objectives.context import ReferenceProvider
+from lm_unlearn.objectives.context import ReferenceProvider, head_positions
 from lm_unlearn.objectives.hidden import capture_layers
 from lm_unlearn.objectives.outputs import Outputs
 
@@ -37,17 +37,19 @@ class LiveReference(ReferenceProvider):
         self.reinforced = reinforced
         self.adapter = hasattr(model, "disable_adapter")
 
-    def outputs(self, batch: Batch, layers: tuple[int, ...]) -> Outputs:
+    def outputs(self, batch: Batch, layers: tuple[int, ...], full_logits: bool = True) -> Outputs:
         disabled = self.model.disable_adapter() if self.adapter else nullcontext()
+        keep = None if full_logits or self.reinforced is not None else head_positions(self.model, batch)
+        head = {} if keep is None else {"logits_to_keep": keep}
         with torch.no_grad(), disabled, capture_layers(self.model, layers) as hidden:
-            logits = self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+            logits = self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, **head).logits
         extra = {}
         if self.reinforced is not None:
             with torch.no_grad():
                 extra["reinforced_logits"] = self.reinforced(
                     input_ids=batch.input_ids, attention_mask=batch.attention_mask
                 ).logits
-        return Outputs(logits.detach(), batch, dict(hidden), extra)
+        return Outputs(logits.detach(), batch, dict(hidden), extra, positions=keep)
 
 
 def _row_key(batch: Batch, row: int) -> tuple[int, tuple[int, ...], tuple[int, ...]]:
@@ -80,7 +82,7 @@ class PrecomputedReference(ReferenceProvider):
             entry["extra"] = {name: v[i, :n].cpu() for name, v in out.extra.items()}
             self.cache[key] = entry
 
-    def outputs(self, batch: Batch, layers: tuple[int, ...]) -> Outputs:
+    def outputs(self, batch: Batch, layers: tuple[int, ...], full_logits: bool = True) -> Outputs:
         rows = []
         for i in range(batch.input_ids.shape[0]):
             key = _row_key(batch, i)[1:]
@@ -126,7 +128,7 @@ def precompute(
                 batch = make_batch(split, micro_step).to(device)
                 if cache.missing(batch):
                     with autocast():
-                        cache.store(batch, live.outputs(batch, layers))
+                        cache.store(batch, live.outputs(batch, layers, full_logits=keep_logits))
     finally:
         live.model.train(was_training)
     log.info("precomputed reference values for %d examples", len(cache.cache))

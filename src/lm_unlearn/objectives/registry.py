@@ -27,7 +27,10 @@ class Term:
     #   trainable -> predicate on parameter names: only those train (e.g. RMU's chosen layers).
     layers: Callable[..., tuple[int, ...]] | None = None
     trainable: Callable[..., Callable[[str], bool]] | None = None
-    reference_logits: bool = True  # False: reads only the reference's log-probs (cheap to cache)
+    # True: reads logits at every position (kl, undial, whp), of the current model and the
+    # reference. False: only response log-probs, so the LM head runs on response positions only
+    # and a precomputed reference keeps no logits.
+    full_logits: bool = False
 
     def params(self) -> dict[str, Any]:
         return {k: f.default for k, f in self.params_model.model_fields.items()}
@@ -51,7 +54,7 @@ def term(
     *,
     splits: tuple[str, ...] = ("forget",),
     needs_reference: bool = False,
-    reference_logits: bool = True,
+    full_logits: bool = False,
     layers: Callable[..., tuple[int, ...]] | None = None,
     trainable: Callable[..., Callable[[str], bool]] | None = None,
 ):
@@ -65,7 +68,7 @@ def term(
             fields[pname] = (p.annotation if p.annotation is not inspect.Parameter.empty else Any, p.default)
         model = create_model(f"{name}_params", __config__={"extra": "forbid"}, **fields)
         TERMS[name] = Term(
-            name, fn, summary, needs_reference, tuple(splits), model, layers, trainable, reference_logits
+            name, fn, summary, needs_reference, tuple(splits), model, layers, trainable, full_logits
         )
         return fn
 
@@ -105,7 +108,11 @@ class Objective:
 
     @property
     def reference_logits(self) -> bool:
-        return any(t.term.needs_reference and t.term.reference_logits for t in self.terms)
+        return any(t.term.needs_reference and t.term.full_logits for t in self.terms)
+
+    @property
+    def full_logits(self) -> bool:
+        return any(t.term.full_logits for t in self.terms)
 
     def hidden_layers(self, model: torch.nn.Module) -> tuple[int, ...]:
         """Decoder layers whose outputs some term reads."""
@@ -126,6 +133,7 @@ class Objective:
         if self._layers is None:
             self._layers = self.hidden_layers(ctx.model)
         ctx.hidden_layers = self._layers
+        ctx.full_logits = self.full_logits
         values = {t.term.name: t(ctx) for t in self.terms}
         total = sum(t.weight * values[t.term.name] for t in self.terms)
         return total, values

@@ -22,7 +22,6 @@ def dpo_loss(
     "DPO preferring a refusal over the forget answer (Rafailov et al. 2023; Maini et al. 2024)",
     splits=("forget", "refusal"),
     needs_reference=True,
-    reference_logits=False,
 )
 def dpo(ctx: StepContext, beta: float = 0.1) -> torch.Tensor:
     """Direct Preference Optimization (Rafailov et al., NeurIPS 2023) used for unlearning as in

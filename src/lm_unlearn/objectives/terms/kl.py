@@ -25,6 +25,7 @@ def kl_divergence(
     "KL(original || current) on normal data, over real tokens (Yao et al. 2024)",
     splits=("retain",),
     needs_reference=True,
+    full_logits=True,
 )
 def kl(ctx: StepContext) -> torch.Tensor:
     """Normal-data KL term of Yao, Xu & Liu (NeurIPS 2024), computed as a true KL.

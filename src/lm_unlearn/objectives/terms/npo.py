@@ -14,7 +14,6 @@ def npo_loss(logprob: torch.Tensor, ref_logprob: torch.Tensor, beta: float) -> t
     "npo",
     "-(2/b) log sigmoid(-b (log pi(y|x) - log pi_ref(y|x))) on forget (Zhang et al. 2024)",
     needs_reference=True,
-    reference_logits=False,
 )
 def npo(ctx: StepContext, beta: float = 0.1) -> torch.Tensor:
     """Negative Preference Optimization (Zhang, Lin, Bai & Mei, "Negative Preference

@@ -47,7 +47,6 @@ def _trainable(model, layer=None, update_params="mlp.down_proj", **_) -> Callabl
     "||h_l(forget) - c*u||^2 + alpha*||h_l(retain) - h_l^orig(retain)||^2 (Li et al. 2024, WMDP)",
     splits=("forget", "retain"),
     needs_reference=True,
-    reference_logits=False,
     layers=_layers,
     trainable=_trainable,
 )

@@ -18,6 +18,7 @@ def adjusted_targets(reference_logits: torch.Tensor, labels: torch.Tensor, beta:
     "undial",
     "KL(softmax(z_orig - b*onehot(y)) || p) on forget responses: self-distillation (Dong et al. 2024)",
     needs_reference=True,
+    full_logits=True,
 )
 def undial(ctx: StepContext, beta: float = 10.0) -> torch.Tensor:
     """UNDIAL: self-distillation with adjusted logits (Dong, Lin, Belinkov, Miao & Vulić,

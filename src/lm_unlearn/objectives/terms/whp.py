@@ -15,6 +15,7 @@ def generic_logits(base: torch.Tensor, reinforced: torch.Tensor, alpha: float) -
     "whp",
     "toward v_base - a*ReLU(v_reinforced - v_base) on forget text (Eldan & Russinovich 2023)",
     needs_reference=True,
+    full_logits=True,
 )
 def whp(
     ctx: StepContext,
