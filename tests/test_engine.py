@@ -242,6 +242,43 @@ def test_frozen_weights_in_bf16_give_the_same_run_as_fp32_under_bf16_autocast(tm
     assert all(torch.allclose(a[n], b[n], rtol=1e-5, atol=1e-6) for n in a)
 
 
+def test_lora_reads_a_bf16_checkpoint_in_bf16_and_trains_as_from_its_fp32_copy(
+    tmp_path, tiny_model_dir, monkeypatch
+):
+    """With bf16 frozen weights a LoRA run loads the checkpoint in its own dtype (no fp32 copy of
+    a large model in host memory). The model equals an fp32 load of the same values (the same
+    first loss, adapters' B being 0); later steps differ only because peft draws the adapters'
+    A in the base layer's dtype."""
+    from lm_unlearn import engine
+    from lm_unlearn.models import load_model
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.bfloat16)
+    tokenizer = load_model(str(tiny_model_dir)).tokenizer
+    sources = {"bf16": tmp_path / "src-bf16", "fp32": tmp_path / "src-fp32"}
+    for name, path in sources.items():
+        (model if name == "bf16" else model.float()).save_pretrained(path)
+        tokenizer.save_pretrained(path)
+    loaded_dtypes = []
+
+    def spy(*args, **kwargs):
+        result = load_model(*args, **kwargs)
+        loaded_dtypes.append(result.model.model.layers[0].mlp.up_proj.weight.dtype)
+        return result
+
+    monkeypatch.setattr(engine, "load_model", spy)
+    losses = {}
+    for name, path in sources.items():
+        overrides = {"method": "npo", "train.mode": "lora", "train.max_steps": 2, "train.lr": 0.05}
+        overrides["train.precision"] = "bf16"
+        cfg = tiny_run_config(tmp_path, path, output_dir=str(tmp_path / name), **overrides)
+        run = train(cfg, Path(cfg.output_dir) / "tiny")
+        losses[name] = [r["loss"] for r in run.history]
+    # the training loads, then the fp32 reload that merges the adapter
+    assert loaded_dtypes == [torch.bfloat16, torch.float32, torch.float32, torch.float32]
+    assert losses["bf16"][0] == pytest.approx(losses["fp32"][0], rel=1e-6, abs=1e-7)
+    assert losses["bf16"][1] == pytest.approx(losses["fp32"][1], rel=0.05)
+
+
 def test_frozen_bf16_needs_bf16_precision(tmp_path, tiny_model_dir):
     from lm_unlearn.errors import ConfigError
 

@@ -126,8 +126,16 @@ def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False) -> RunResult:
     if cfg.data.heldout is not None:  # not trained on, but the evaluation reads it: fail early
         read_records(cfg.data.heldout, "heldout")
 
+    frozen_dtype = resolve_frozen_dtype(t.frozen_dtype, precision)
+    # LoRA with bf16 frozen weights reads the checkpoint in its own dtype (bf16 for most hub
+    # models), so a large model never passes through an fp32 copy in host memory; the rest is
+    # then upcast to fp32 (frozen_linears_to). The model equals an fp32 load converted after;
+    # only peft's random adapter init is then drawn in bf16 (fp32 checkpoints load as before).
     loaded = load_model(
-        cfg.model.name, revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code
+        cfg.model.name,
+        revision=cfg.model.revision,
+        trust_remote_code=cfg.model.trust_remote_code,
+        dtype="auto" if t.mode == "lora" and frozen_dtype == "bf16" else torch.float32,
     )
     model, tokenizer = loaded.model, loaded.tokenizer
     fmt = PromptFormat.choose(tokenizer, cfg.model.template, cfg.model.system_prompt)
@@ -151,7 +159,6 @@ def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False) -> RunResult:
         # Full fine-tuning: a frozen copy, made only because a term compares with the original.
         reference_model = copy.deepcopy(model).eval().requires_grad_(False)
         reference_model.to(accelerator.device)
-    frozen_dtype = resolve_frozen_dtype(t.frozen_dtype, precision)
     frozen_bf16 = 0
     if frozen_dtype == "bf16":
         frozen = [m for m in (model, reference_model) if m is not None]

@@ -123,8 +123,9 @@ def load_model(
     *,
     revision: str | None = None,
     trust_remote_code: bool = False,
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype | str = torch.float32,
 ) -> LoadedModel:
+    """dtype: the parameters' dtype, or "auto" for the checkpoint's own."""
     path, hashes = resolve_model_path(spec)
     try:
         tokenizer = AutoTokenizer.from_pretrained(
@@ -176,8 +177,9 @@ def frozen_linears_to(model: torch.nn.Module, dtype: torch.dtype) -> int:
     Under bf16 autocast every Linear's matmul reads a bf16 copy of its weight (made with the
     same round-to-nearest cast), so a frozen weight stored in bf16 gives identical products
     while using half the memory, and autocast no longer makes a copy per forward that the
-    graph keeps for backward (it caches casts only of trainable leaves). Embeddings, norms and
-    a head tied to the input embeddings stay as they are: those are not autocast.
+    graph keeps for backward (it caches casts only of trainable leaves). Embeddings, norms, a
+    head tied to the input embeddings and trainable weights are not autocast: they end in fp32
+    (an exact upcast when the model was loaded in bf16).
     """
     embedding = model.get_input_embeddings()
     tied = embedding.weight if embedding is not None else None
@@ -195,15 +197,16 @@ def frozen_linears_to(model: torch.nn.Module, dtype: torch.dtype) -> int:
 
 
 def _own_memory(model: torch.nn.Module, converted: torch.dtype) -> None:
-    """Copy the parameters that were not converted into process memory.
+    """Copy the parameters that were not converted into process memory, in fp32.
 
-    from_pretrained leaves weights as views of the checkpoint's memory map; the conversion read
-    every page of the fp32 Linear weights, and those pages stay resident (about 0.3 GiB for the
-    135M default model) for as long as any other view, e.g. the embeddings, keeps the map open.
+    from_pretrained leaves weights as views of the checkpoint's memory map; converting fp32
+    Linear weights read every page of them, and those pages stay resident (about 0.3 GiB for
+    the 135M default model) for as long as any other view, e.g. the embeddings, keeps the map
+    open.
     """
     for param in model.parameters():
-        if param.dtype != converted:
-            param.data = param.data.clone()
+        if param.dtype != converted and param.is_floating_point():
+            param.data = param.data.to(torch.float32, copy=True)
 
 
 def save_model(model: PreTrainedModel, tokenizer, target: str | Path) -> Path:
