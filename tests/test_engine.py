@@ -286,3 +286,29 @@ def test_frozen_bf16_needs_bf16_precision(tmp_path, tiny_model_dir):
     cfg = tiny_run_config(tmp_path, tiny_model_dir, **settings)
     with pytest.raises(ConfigError, match="frozen_dtype=bf16 needs"):
         train(cfg, Path(cfg.output_dir) / "tiny")
+
+
+def test_save_outputs_writes_a_given_full_state_dict(tmp_path, tiny_model_dir):
+    """Under FSDP / ZeRO-3 the engine saves the state dict gathered from the shards, not the
+    rank's own module: a given state dict is what lands in model/ (full) or adapter/ (LoRA)."""
+    from lm_unlearn.engine import _save_outputs
+    from lm_unlearn.models import load_model, wrap_lora
+
+    loaded = load_model(str(tiny_model_dir))
+    gathered = {k: v + 1.0 for k, v in loaded.model.state_dict().items()}
+    cfg = tiny_run_config(tmp_path, tiny_model_dir, **{"train.mode": "full"})
+    _save_outputs(cfg, tmp_path / "full", loaded.model, loaded.tokenizer, state_dict=gathered)
+    saved = AutoModelForCausalLM.from_pretrained(tmp_path / "full" / "model").state_dict()
+    name = "model.layers.0.mlp.up_proj.weight"
+    assert torch.equal(saved[name], gathered[name])
+
+    lora = wrap_lora(load_model(str(tiny_model_dir)).model, 4, 8, 0.0, None)
+    gathered = {k: torch.full_like(v, 0.01) if "lora_" in k else v for k, v in lora.state_dict().items()}
+    cfg = tiny_run_config(tmp_path, tiny_model_dir, **{"train.mode": "lora"})
+    _save_outputs(cfg, tmp_path / "lora", lora, loaded.tokenizer, str(tiny_model_dir), gathered)
+    adapter = load_file(tmp_path / "lora" / "adapter" / "adapter_model.safetensors")
+    assert adapter and all(torch.all(v == 0.01) for v in adapter.values())
+    merged = AutoModelForCausalLM.from_pretrained(tmp_path / "lora" / "model").state_dict()
+    source = AutoModelForCausalLM.from_pretrained(tiny_model_dir).state_dict()
+    changed = [k for k in source if not torch.equal(source[k], merged[k])]
+    assert changed  # the merge read the given adapter (LoRA B is 0 in the module itself)

@@ -16,6 +16,7 @@ import torch
 import yaml
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
+from accelerate.utils import DistributedType
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
@@ -322,8 +323,15 @@ def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False) -> RunResult:
     manifest.update(finish(cfg, objective, unwrapped, cfg.model.name))  # e.g. task-vector negation
     accelerator.wait_for_everyone()
     return_freed_memory()  # the last step's activations, before saving maps a merged model
+    # FSDP / ZeRO-3 hold a shard per rank: every rank takes part in gathering the full state
+    # dict (accelerate's get_state_dict), which the main process saves; a LoRA merge then
+    # reloads the source and the saved adapter instead of merging sharded weights in place.
+    # (Written to accelerate's documented API; not run here: it needs GPUs.)
+    sharded = accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
+    state_dict = accelerator.get_state_dict(model) if sharded else None
     if main:
-        outputs = _save_outputs(cfg, run_dir, unwrapped, tokenizer, loaded.path if frozen_bf16 else None)
+        merge_from = loaded.path if frozen_bf16 or sharded else None
+        outputs = _save_outputs(cfg, run_dir, unwrapped, tokenizer, merge_from, state_dict)
         manifest.update(
             {
                 "status": "finished",
@@ -352,17 +360,23 @@ def _mean_over_processes(accelerator: Accelerator, sums: dict[str, float]) -> di
 
 
 def _save_outputs(
-    cfg: RunConfig, run_dir: Path, model, tokenizer, fp32_base: str | None = None
+    cfg: RunConfig,
+    run_dir: Path,
+    model,
+    tokenizer,
+    fp32_base: str | None = None,
+    state_dict: dict[str, torch.Tensor] | None = None,
 ) -> dict[str, Any]:
     """adapter/ and the merged model/ (LoRA), or model/ (full).
 
-    fp32_base: the source model's path when the frozen base was stored in bf16; the adapter is
-    then merged into the source weights reloaded in fp32, since adding a small LoRA delta to
-    bf16 weights would round much of it away.
+    fp32_base: the source model's path when the frozen base was stored in bf16 (or sharded);
+    the saved adapter is then merged into the source weights reloaded in fp32, since adding a
+    small LoRA delta to bf16 weights would round much of it away.
+    state_dict: the gathered full state dict of a sharded model (None: the model's own).
     """
     outputs: dict[str, Any] = {}
     if cfg.train.mode == "lora":
-        save_model(model, tokenizer, run_dir / "adapter")
+        save_model(model, tokenizer, run_dir / "adapter", state_dict)
         outputs["adapter"] = {"path": "adapter", "sha256": sha256_tree(run_dir / "adapter")}
         if cfg.save.merge:
             if fp32_base is not None:
@@ -375,7 +389,7 @@ def _save_outputs(
             merged = model.merge_and_unload()
             save_model(merged, tokenizer, run_dir / "model")
     else:
-        save_model(model, tokenizer, run_dir / "model")
+        save_model(model, tokenizer, run_dir / "model", state_dict)
     if (run_dir / "model").is_dir():
         outputs["model"] = {"path": "model", "sha256": sha256_tree(run_dir / "model")}
     return outputs

@@ -209,11 +209,14 @@ def _own_memory(model: torch.nn.Module, converted: torch.dtype) -> None:
             param.data = param.data.to(torch.float32, copy=True)
 
 
-def save_model(model: PreTrainedModel, tokenizer, target: str | Path) -> Path:
-    """Save weights as safetensors plus tokenizer, atomically."""
+def save_model(
+    model: PreTrainedModel, tokenizer, target: str | Path, state_dict: dict[str, torch.Tensor] | None = None
+) -> Path:
+    """Save weights as safetensors plus tokenizer, atomically (state_dict: e.g. gathered from
+    shards; None: the model's own)."""
 
     def fill(tmp: Path) -> None:
-        model.save_pretrained(tmp, safe_serialization=True)
+        model.save_pretrained(tmp, safe_serialization=True, state_dict=state_dict)
         tokenizer.save_pretrained(tmp)
 
     return atomic_directory(target, fill)
