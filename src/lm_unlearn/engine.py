@@ -247,7 +247,9 @@ def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False) -> RunResult:
 
     step, stop_reason = start_step, "max_steps"
     accum = t.grad_accum
-    bar = tqdm(total=t.max_steps, initial=start_step, disable=not main, desc="unlearning", dynamic_ncols=True)
+    teaching = all(w.term.name == "sft" for w in objective.terms)  # e.g. `unlearn prepare`
+    label = "fine-tuning" if teaching else "unlearning"
+    bar = tqdm(total=t.max_steps, initial=start_step, disable=not main, desc=label, dynamic_ncols=True)
     # bf16: one forward over all splits saves the per-split bf16 weight copies (context.py); fp32
     # has no copies to save, so it keeps per-split shapes (and their exact rounding).
     splits = sorted({s for w in objective.terms for s in w.term.splits})
