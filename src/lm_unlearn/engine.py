@@ -100,6 +100,7 @@ def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False) -> RunResult:
     if special is not None:
         return special
     t = cfg.train
+    return_freed_memory()  # what an earlier run in this process left (benchmark grids)
     reset_peak_rss()  # the manifest's cost block reports this run's own peak
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
