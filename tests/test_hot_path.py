@@ -28,7 +28,7 @@ def _setup(model_dir):
     return loaded.model.float(), data
 
 
-def _run(model, data, together, make_batch=None, full_logits=True):
+def _run(model, data, together, make_batch=None, full_logits=None):
     calls = []
     handle = model.register_forward_hook(lambda *_: calls.append(1))
     ctx = StepContext(model, make_batch or (lambda split: data.batch(split, 0)))
@@ -63,7 +63,7 @@ def test_one_concatenated_forward_equals_separate_forwards(tiny_model_dir):
 def test_lm_head_on_response_positions_only_gives_the_same_logprobs_and_gradients(tiny_model_dir, together):
     model, data = _setup(tiny_model_dir)
     full, full_grads, _ = _run(model, data, together)
-    head, head_grads, _ = _run(model, data, together, full_logits=False)
+    head, head_grads, _ = _run(model, data, together, full_logits=())
     for split in ("forget", "retain"):
         a, b = full.outputs(split), head.outputs(split)
         width = a.batch.input_ids.shape[1]
@@ -90,9 +90,26 @@ def test_live_reference_on_response_positions_matches_full_logits(tiny_model_dir
     torch.testing.assert_close(head.token_logprob, full.token_logprob, rtol=1e-5, atol=1e-5)
 
 
-def test_objective_asks_for_full_logits_only_when_a_term_reads_them():
-    assert not build_objective("graddiff", None).full_logits and not build_objective("npo", None).full_logits
-    assert build_objective("yao", None).full_logits  # its kl term compares whole distributions
+def test_objective_asks_for_full_logits_only_where_a_term_reads_them():
+    assert build_objective("graddiff", None).full_logits == () == build_objective("npo", None).full_logits
+    assert build_objective("yao", None).full_logits == ("retain",)  # kl compares whole distributions
+
+
+def test_full_logit_splits_run_apart_from_response_only_splits(tiny_model_dir):
+    model, data = _setup(tiny_model_dir)
+    full, full_grads, _ = _run(model, data, ("forget", "retain"))
+    mixed, mixed_grads, calls = _run(model, data, ("forget", "retain"), full_logits=("retain",))
+    assert calls == 2  # forget (response positions) and retain (whole logits) are not joined
+    assert mixed.outputs("forget").positions is not None and mixed.outputs("retain").positions is None
+    torch.testing.assert_close(
+        mixed.outputs("retain").logits, full.outputs("retain").logits, rtol=1e-5, atol=1e-5
+    )
+    for split in ("forget", "retain"):
+        torch.testing.assert_close(
+            mixed.outputs(split).token_logprob, full.outputs(split).token_logprob, rtol=1e-5, atol=1e-5
+        )
+    for name in full_grads:
+        torch.testing.assert_close(mixed_grads[name], full_grads[name], rtol=1e-4, atol=1e-6)
 
 
 def test_left_padded_batches_are_forwarded_separately(tiny_model_dir):

@@ -47,12 +47,16 @@ class StepContext:
         # terms' declarations, e.g. RMU's steering layer); empty means no hooks at all.
         self.hidden_layers: tuple[int, ...] = ()
         # Splits whose current-model forwards run as one concatenated batch (the engine sets the
-        # splits its objective reads, under bf16). Autocast then casts the frozen weights to bf16
-        # and keeps those copies for backward once, not once per split (docs/performance.md).
+        # splits its objective reads, under bf16). Autocast then casts fp32 frozen weights to
+        # bf16 and keeps those copies for backward once, not once per split (docs/performance.md).
         self.together: tuple[str, ...] = ()
-        # Set by the Objective: whether some term reads logits at every position. When none
-        # does, the LM head runs only on the positions predicting response tokens.
-        self.full_logits = True
+        # Set by the Objective: the splits some term reads whole logits of (None: every split).
+        # On the others the LM head runs only on the positions predicting response tokens, and
+        # they are not joined with full-logit splits.
+        self.full_logits: tuple[str, ...] | None = None
+
+    def needs_full_logits(self, split: str) -> bool:
+        return self.full_logits is None or split in self.full_logits
 
     def batch(self, split: str) -> Batch:
         if split not in self._batches:
@@ -62,12 +66,14 @@ class StepContext:
     def outputs(self, split: str) -> Outputs:
         """Current model on `split`, with gradients."""
         if split not in self._outputs:
-            group = [s for s in self.together if s not in self._outputs] if split in self.together else []
+            full = self.needs_full_logits(split)
+            group = [s for s in self.together if s not in self._outputs and self.needs_full_logits(s) == full]
+            group = group if split in group else []
             batches = [self.batch(s) for s in group]
             if len(group) < 2 or not all(_right_padded(b) for b in batches):
                 group, batches = [split], [self.batch(split)]
             joined = batches[0] if len(batches) == 1 else _concat(batches)
-            keep = None if self.full_logits else head_positions(self.model, joined)
+            keep = None if full else head_positions(self.model, joined)
             head = {} if keep is None else {"logits_to_keep": keep}
             with self._autocast(), capture_layers(self.model, self.hidden_layers) as hidden:
                 logits = self.model(input_ids=joined.input_ids, attention_mask=joined.attention_mask, **head)
@@ -95,7 +101,7 @@ class StepContext:
             with torch.no_grad(), self._autocast():
                 if isinstance(self._reference_forward, ReferenceProvider):
                     self._reference[split] = self._reference_forward.outputs(
-                        batch, self.hidden_layers, full_logits=self.full_logits
+                        batch, self.hidden_layers, full_logits=self.needs_full_logits(split)
                     )
                 else:  # a plain callable returning logits
                     self._reference[split] = Outputs(self._reference_forward(batch).detach(), batch)

@@ -111,8 +111,9 @@ class Objective:
         return any(t.term.needs_reference and t.term.full_logits for t in self.terms)
 
     @property
-    def full_logits(self) -> bool:
-        return any(t.term.full_logits for t in self.terms)
+    def full_logits(self) -> tuple[str, ...]:
+        """Splits some term reads whole logits of."""
+        return tuple(sorted({s for t in self.terms if t.term.full_logits for s in t.term.splits}))
 
     def hidden_layers(self, model: torch.nn.Module) -> tuple[int, ...]:
         """Decoder layers whose outputs some term reads."""
