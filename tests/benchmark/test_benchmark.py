@@ -69,7 +69,9 @@ def test_benchmark_cli_writes_the_leaderboard_with_reference_rows(cache, tmp_pat
     for method in ("target", "ga", "graddiff"):
         assert 0.0 <= float(by_method[method]["forget_quality.ks_pvalue"]) <= 1.0
         assert by_method[method]["forget.nll"] != ""
-    assert float(by_method["ga"]["cost.train_wall_s"]) > 0
+    assert (
+        float(by_method["ga"]["cost.train_wall_s"]) > 0 and float(by_method["ga"]["cost.train_peak_gib"]) > 0
+    )
     # The unlearning runs start from the taught target, and are evaluated against it.
     run = out / "runs" / "knowledge-ga-seed0"
     manifest = json.loads((run / "manifest.json").read_text())

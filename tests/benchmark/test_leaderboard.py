@@ -12,7 +12,9 @@ def eval_json(path, fq, nll, train_s=None):
     result = {
         "metrics": {"model": {"forget_quality.ks_pvalue": fq, "forget.nll": nll, "retain.rougeL": nll / 10}},
         "info": {"eval_cost": {"wall_s": 2.0}},
-        "run_cost": {"train_wall_s": train_s} if train_s is not None else {},
+        "run_cost": {"train_wall_s": train_s, "train_peak_rss_bytes": 3 * 2**29}
+        if train_s is not None
+        else {},
     }
     path.mkdir(parents=True)
     (path / "eval.json").write_text(json.dumps(result))
@@ -42,6 +44,7 @@ def test_aggregate_means_over_seeds_and_orders_references_first(rows):
     assert ga["forget_quality.ks_pvalue"] == pytest.approx(0.3)
     assert ga["forget_quality.ks_pvalue.std"] == pytest.approx(((0.1**2 + 0.1**2) / 1) ** 0.5)
     assert ga["forget.nll"] == pytest.approx(4.0) and ga["cost.train_wall_s"] == pytest.approx(6.0)
+    assert ga["cost.train_peak_gib"] == pytest.approx(1.5)
     assert table[0]["cost.train_wall_s"] is None and table[0]["forget_quality.ks_pvalue.std"] is None
 
 

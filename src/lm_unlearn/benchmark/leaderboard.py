@@ -26,6 +26,11 @@ METRICS = (
     ("retain.ppl", "retain PPL", "perplexity of retain answers; ↓"),
     ("mia.min_k.privleak", "PrivLeak", "Min-K% MIA AUC vs the retrain model's, relative; 0 is ideal"),
     ("cost.train_wall_s", "train s", "unlearning wall time"),
+    (
+        "cost.train_peak_gib",
+        "train GiB",
+        "peak memory of the unlearning run (GPU allocated, else RSS)",
+    ),
     ("cost.eval_wall_s", "eval s", "evaluation wall time"),
 )
 KEYS = ("scenario", "method", "kind", "seed")
@@ -33,10 +38,13 @@ REFERENCES = ("retrain", "target")  # shown first in each scenario, in this orde
 
 
 def row_from_eval(scenario: str, method: str, kind: str, seed: int | str, eval_json: Path) -> dict[str, Any]:
-    """One leaderboard row: the evaluated model's metrics, train and evaluation wall time."""
+    """One leaderboard row: the evaluated model's metrics, train and evaluation cost."""
     result = json.loads(Path(eval_json).read_text(encoding="utf-8"))
     metrics = dict(result.get("metrics", {}).get("model", {}))
-    metrics["cost.train_wall_s"] = result.get("run_cost", {}).get("train_wall_s")
+    run_cost = result.get("run_cost", {})
+    metrics["cost.train_wall_s"] = run_cost.get("train_wall_s")
+    peak = run_cost.get("train_peak_gpu_memory_bytes") or run_cost.get("train_peak_rss_bytes")
+    metrics["cost.train_peak_gib"] = peak / 2**30 if isinstance(peak, int | float) else None
     metrics["cost.eval_wall_s"] = result.get("info", {}).get("eval_cost", {}).get("wall_s")
     row: dict[str, Any] = {"scenario": scenario, "method": method, "kind": kind, "seed": seed}
     row.update({name: _number(metrics.get(name)) for name, _, _ in METRICS})
