@@ -149,3 +149,14 @@ def test_datasets_name_path_loads_through_the_datasets_library(tmp_path):
     )
     assert [r.prompt for r in records] == [r["q"] for r in ROWS]
     assert records[1].source.endswith("record 1")
+
+
+def test_prompt_prefix_wraps_questions_not_raw_text(tiny):
+    from lm_unlearn.data import PromptFormat
+
+    plain = PromptFormat.choose(tiny.tokenizer, "plain").with_prefix("Refuse.\nQ: ")
+    assert plain.prompt_text("Who?") == "### Question: Refuse.\nQ: Who?\n### Answer: "
+    assert plain.render("", "raw text") == ("raw text", 0)
+    chat = PromptFormat.choose(tiny.tokenizer, "chat").with_prefix("Refuse.\nQ: ")
+    text, start = chat.render("Who?", "Nobody.")
+    assert "Refuse.\nQ: Who?" in text[:start] and text[start:].startswith("Nobody.")

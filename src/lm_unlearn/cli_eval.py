@@ -43,8 +43,17 @@ def is_run_dir(path: Path) -> bool:
 
 
 def load_run_model(run_dir: Path, original_spec: str):
-    """The unlearned model of a run: run_dir/model, else the original with run_dir/adapter merged."""
+    """The unlearned model of a run: run_dir/model, else the original with run_dir/adapter merged,
+    or for in-context unlearning (icu) the original with the run's prompt wrapper."""
+    from dataclasses import replace
+
+    from lm_unlearn.methods.icu import load_wrapper
     from lm_unlearn.models import LoadedModel, load_model
+
+    wrapper = load_wrapper(run_dir)
+    if wrapper is not None:
+        log.warning("evaluating an in-context unlearning run: %s", wrapper.warning)
+        return replace(load_model(original_spec), prompt_prefix=wrapper.prefix)
 
     if (run_dir / "model" / "config.json").is_file():
         return load_model(str(run_dir / "model"))

@@ -29,6 +29,7 @@ class LoadedModel:
     spec: str
     path: str  # where the weights were read from
     source_hashes: dict[str, str] = field(default_factory=dict)
+    prompt_prefix: str = ""  # in-context unlearning: the run's wrapper, put before every prompt
 
 
 def cache_dir() -> Path:

@@ -5,6 +5,8 @@ import pytest
 import yaml
 
 from lm_unlearn.cli_eval import evaluate_run
+from lm_unlearn.data import Record
+from lm_unlearn.methods.icu import build_wrapper, save_wrapper
 from lm_unlearn.models import load_model, save_model, wrap_lora
 
 
@@ -23,6 +25,10 @@ def make_run(tmp_path, source_dir, cfg, kind: str):
     n_params = sum(p.numel() for p in lm.model.parameters())  # before LoRA adds its own
     if kind == "model":
         shutil.copytree(source_dir, run / "model")
+    elif kind == "icu":  # in-context unlearning: no weights, a prompt wrapper
+        save_wrapper(
+            build_wrapper([Record("Who is Tom?", "A cat.", "forget:0")], ["I don't know."]), run / "icu.json"
+        )
     else:
         save_model(wrap_lora(lm.model, 2, 4, 0.0, "all-linear"), lm.tokenizer, run / "adapter")
     return run, n_params
@@ -43,6 +49,16 @@ def test_evaluate_run_writes_eval_and_report(tmp_path, tiny_model_dir, cfg, kind
     assert "train_flops_estimate" in html and '<section id="forget">' in html
     # A fresh LoRA adapter (B = 0) or a copy is the original itself: identical behaviour.
     assert result["metrics"]["model"]["retain.kl_to_original"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_an_icu_run_is_evaluated_as_the_original_behind_its_prompt_wrapper(tmp_path, tiny_model_dir, cfg):
+    run, _ = make_run(tmp_path, tiny_model_dir, cfg, "icu")
+    evaluate_run(run)
+    metrics = json.loads((run / "eval.json").read_text())["metrics"]
+    # Same weights, other prompts: the wrapper changes what the model is scored on ...
+    assert metrics["model"]["forget.nll"] != pytest.approx(metrics["original"]["forget.nll"], abs=1e-6)
+    # ... and there is no same-token KL to the original to report.
+    assert "retain.kl_to_original" not in metrics["model"]
 
 
 def test_peak_rss_window_resets_and_grows():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from lm_unlearn.errors import ConfigError
 
@@ -16,6 +16,10 @@ class PromptFormat:
     tokenizer: object
     kind: str  # "chat" or "plain"
     system_prompt: str | None = None
+    prefix: str = ""  # put before every prompt (an in-context unlearning wrapper); not raw text
+
+    def with_prefix(self, prefix: str) -> PromptFormat:
+        return replace(self, prefix=prefix)
 
     @classmethod
     def choose(cls, tokenizer, template: str, system_prompt: str | None = None) -> PromptFormat:
@@ -29,7 +33,7 @@ class PromptFormat:
         return cls(tokenizer=tokenizer, kind=kind, system_prompt=system_prompt)
 
     def _messages(self, prompt: str) -> list[dict[str, str]]:
-        messages = [{"role": "user", "content": prompt}]
+        messages = [{"role": "user", "content": self.prefix + prompt}]
         if self.system_prompt is not None:
             messages.insert(0, {"role": "system", "content": self.system_prompt})
         return messages
@@ -40,7 +44,7 @@ class PromptFormat:
             return self.tokenizer.apply_chat_template(
                 self._messages(prompt), tokenize=False, add_generation_prompt=True
             )
-        return PLAIN_PROMPT.format(prompt=prompt)
+        return PLAIN_PROMPT.format(prompt=self.prefix + prompt)
 
     def render(self, prompt: str, response: str) -> tuple[str, int]:
         """Full text and the character offset where the response begins.

@@ -110,7 +110,8 @@ class Suite:
         return [r for r in self.data.sets.get(role, []) if not r.is_text]
 
     def fmt(self, lm: LoadedModel) -> PromptFormat:
-        return PromptFormat.choose(lm.tokenizer, self.cfg.template, self.cfg.system_prompt)
+        fmt = PromptFormat.choose(lm.tokenizer, self.cfg.template, self.cfg.system_prompt)
+        return fmt.with_prefix(lm.prompt_prefix) if lm.prompt_prefix else fmt
 
     def generations(self, lm: LoadedModel, p: Pass) -> None:
         fmt, cfg = self.fmt(lm), self.cfg
@@ -155,7 +156,10 @@ class Suite:
         for role in roles:
             if role not in self.data.sets:
                 continue
-            ref = reference.model if (reference is not None and role == "retain") else None
+            # The KL pairs both models on the same tokens; a prompt-wrapped model (icu) sees other
+            # tokens than the original, so it gets no KL rather than a meaningless 0.
+            paired = reference is not None and role == "retain" and not lm.prompt_prefix
+            ref = reference.model if paired else None
             p.scores[role] = score_records(
                 lm.model,
                 fmt,
