@@ -7,7 +7,7 @@ import torch
 from tiny_setup import tiny_data
 
 from lm_unlearn.objectives import StepContext, build_objective
-from lm_unlearn.objectives.reference import LiveReference, build_reference, precompute
+from lm_unlearn.objectives.reference import LiveReference, _row_key, build_reference, precompute
 from lm_unlearn.objectives.terms.rmu import control_vector
 
 
@@ -53,6 +53,18 @@ def test_precompute_stores_logits_only_when_a_term_needs_them(tiny_model_dir):
     assert all("logits" not in entry for entry in cache.cache.values())
     with pytest.raises(RuntimeError, match="not precomputed"):
         cache.outputs(data.batch("retain", 0), ())
+    # npo + kl: whole logits only for the retain split, which kl reads; forget keeps log-probs.
+    npo_kl = build_objective(None, {"npo": 1.0, "kl": 1.0})
+    assert npo_kl.reference_logits == ("retain",)
+    splits = npo_kl.reference_splits
+    cache = precompute(LiveReference(model), data.batch, splits, 3, (), npo_kl.reference_logits)
+    forget = [data.batch("forget", m) for m in range(3)]
+    forget_keys = {_row_key(b, i)[1:] for b in forget for i in range(b.input_ids.shape[0])}
+    retain = data.batch("retain", 0)
+    assert all("logits" not in cache.cache[k] for k in forget_keys)
+    assert cache.outputs(retain, (), full_logits=True).logits.shape[-1] == model.config.vocab_size
+    with pytest.raises(RuntimeError, match="kept no logits"):
+        cache.outputs(data.batch("forget", 0), (), full_logits=True)
 
 
 def test_npo_gradient_at_the_reference_equals_summed_nll_ascent(tiny_model_dir):

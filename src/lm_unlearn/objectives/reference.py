@@ -3,8 +3,9 @@
 Live: the frozen copy (full fine-tuning) or the base with adapters disabled (LoRA) runs on each
 batch. Precompute: before the first step the same forward runs once over every micro-step's
 batches for the splits the objective compares with the original, and only what the terms read
-is kept (per example, on CPU): response log-probs always, logits only for terms that need the
-whole distribution (kl, undial, whp), and the activations of the layers a term declares (rmu).
+is kept (per example, on CPU): response log-probs always, logits only on the splits whose whole
+distribution a term reads (kl's retain; undial's and whp's forget), and the activations of the
+layers a term declares (rmu).
 Full fine-tuning then needs no second model in memory. Values are stored per example, keyed by
 its tokens, so an example seen in every epoch is computed once.
 """
@@ -62,21 +63,26 @@ def _row_key(batch: Batch, row: int) -> tuple[int, tuple[int, ...], tuple[int, .
 class PrecomputedReference(ReferenceProvider):
     """Reference outputs looked up per example from a cache filled by `fill`."""
 
-    def __init__(self, keep_logits: bool):
-        self.keep_logits = keep_logits
+    def __init__(self):
         self.cache: dict[tuple, dict] = {}
 
-    def missing(self, batch: Batch) -> bool:
-        return any(_row_key(batch, i)[1:] not in self.cache for i in range(batch.input_ids.shape[0]))
+    def missing(self, batch: Batch, logits: bool = False) -> bool:
+        for i in range(batch.input_ids.shape[0]):
+            entry = self.cache.get(_row_key(batch, i)[1:])
+            if entry is None or (logits and "logits" not in entry):
+                return True
+        return False
 
-    def store(self, batch: Batch, out: Outputs) -> None:
+    def store(self, batch: Batch, out: Outputs, keep_logits: bool = False) -> None:
         for i in range(batch.input_ids.shape[0]):
             n, *key = _row_key(batch, i)
             key = tuple(key)
             if key in self.cache:
+                if keep_logits and "logits" not in self.cache[key]:  # also in a response-only split
+                    self.cache[key]["logits"] = out.logits[i, :n].cpu()
                 continue
             entry = {"token_logprob": out.token_logprob[i, : n - 1].cpu()}
-            if self.keep_logits:
+            if keep_logits:  # [n, V] fp32 per example: only for splits a term reads whole logits of
                 entry["logits"] = out.logits[i, :n].cpu()
             entry["hidden"] = {layer: h[i, :n].cpu() for layer, h in out.hidden_states.items()}
             entry["extra"] = {name: v[i, :n].cpu() for name, v in out.extra.items()}
@@ -102,7 +108,10 @@ class PrecomputedReference(ReferenceProvider):
             return out.to(device)
 
         token_logprob = stack([r["token_logprob"] for r in rows], width - 1)
-        logits = stack([r["logits"] for r in rows], width) if self.keep_logits else None
+        kept = all("logits" in r for r in rows)
+        if full_logits and not kept:
+            raise RuntimeError("train.reference=precompute kept no logits for this batch's split")
+        logits = stack([r["logits"] for r in rows], width) if full_logits else None
         hidden = {layer: stack([r["hidden"][layer] for r in rows], width) for layer in layers}
         extra = {name: stack([r["extra"][name] for r in rows], width) for name in rows[0]["extra"]}
         return Outputs.precomputed(batch, token_logprob, logits, hidden, extra)
@@ -114,21 +123,22 @@ def precompute(
     splits: tuple[str, ...],
     micro_steps: int,
     layers: tuple[int, ...],
-    keep_logits: bool,
+    keep_logits: tuple[str, ...],
     autocast: Callable[[], AbstractContextManager] = nullcontext,
     device: torch.device | str = "cpu",
 ) -> PrecomputedReference:
     """Run `live` once on every example of micro-steps [0, micro_steps) of each split."""
-    cache = PrecomputedReference(keep_logits)
+    cache = PrecomputedReference()
     was_training = live.model.training
     live.model.eval()
     try:
         for micro_step in range(micro_steps):
             for split in splits:
                 batch = make_batch(split, micro_step).to(device)
-                if cache.missing(batch):
+                full = split in keep_logits
+                if cache.missing(batch, logits=full):
                     with autocast():
-                        cache.store(batch, live.outputs(batch, layers, full_logits=keep_logits))
+                        cache.store(batch, live.outputs(batch, layers, full_logits=full), full)
     finally:
         live.model.train(was_training)
     log.info("precomputed reference values for %d examples", len(cache.cache))
@@ -168,7 +178,7 @@ def build_reference(
     if mode == "live":
         return live
     layers = objective.hidden_layers(model)
-    keep_logits = objective.reference_logits
+    keep_logits = objective.reference_logits  # the splits whose whole reference logits are read
     return precompute(
         live, make_batch, objective.reference_splits, micro_steps, layers, keep_logits, autocast, device
     )

@@ -107,8 +107,12 @@ class Objective:
         return tuple(sorted({s for t in self.terms if t.term.needs_reference for s in t.term.splits}))
 
     @property
-    def reference_logits(self) -> bool:
-        return any(t.term.needs_reference and t.term.full_logits for t in self.terms)
+    def reference_logits(self) -> tuple[str, ...]:
+        """Splits whose whole reference logits some term reads (a precomputed reference keeps them)."""
+        found = {
+            s for t in self.terms if t.term.needs_reference and t.term.full_logits for s in t.term.splits
+        }
+        return tuple(sorted(found))
 
     @property
     def full_logits(self) -> tuple[str, ...]:
