@@ -1,7 +1,7 @@
 """Evaluation: generation, likelihoods, metrics, judges; `evaluate` runs the suite.
 
 The names below are imported on first use, so a training process that only needs
-`evaluation.cost` does not load scikit-learn, pandas and the text metrics (about 150 MiB).
+`evaluation.cost` does not load scikit-learn, pandas and the text metrics (about 130 MiB).
 """
 
 from importlib import import_module

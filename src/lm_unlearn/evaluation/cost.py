@@ -35,7 +35,7 @@ def peak_rss_bytes() -> int:
 def return_freed_memory() -> None:
     """Collect garbage and hand freed heap memory back to the OS.
 
-    After training, glibc keeps the freed activation memory of the last step (0.8 GiB for the
+    After training, glibc keeps the freed activation memory of the last step (0.7 GiB for the
     default model) in its arenas; saving a merged model then maps fresh pages on top of it.
     malloc_trim returns those pages (glibc only; elsewhere this only collects garbage).
     """
