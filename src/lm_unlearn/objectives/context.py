@@ -7,6 +7,7 @@ engine never needs to know which batches a term wants.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
@@ -138,7 +139,13 @@ def _accepts_logits_to_keep(model: torch.nn.Module) -> bool:
         inner = inner.module
     if hasattr(inner, "get_base_model"):  # peft
         inner = inner.get_base_model()
-    return "logits_to_keep" in inspect.signature(inner.forward).parameters
+    return _forward_takes_logits_to_keep(type(inner))
+
+
+@functools.cache
+def _forward_takes_logits_to_keep(cls: type) -> bool:
+    """Per model class, once: asked on every forward of the training loop."""
+    return "logits_to_keep" in inspect.signature(cls.forward).parameters
 
 
 def _right_padded(batch: Batch) -> bool:

@@ -108,8 +108,7 @@ class PrecomputedReference(ReferenceProvider):
             return out.to(device)
 
         token_logprob = stack([r["token_logprob"] for r in rows], width - 1)
-        kept = all("logits" in r for r in rows)
-        if full_logits and not kept:
+        if full_logits and not all("logits" in r for r in rows):
             raise RuntimeError("train.reference=precompute kept no logits for this batch's split")
         logits = stack([r["logits"] for r in rows], width) if full_logits else None
         hidden = {layer: stack([r["hidden"][layer] for r in rows], width) for layer in layers}
