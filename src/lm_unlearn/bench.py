@@ -103,7 +103,8 @@ def bench_device() -> torch.device:
 
 def bench_method(cfg_data: dict[str, Any], warmup: int, steps: int, workdir: str) -> dict[str, Any]:
     """Run `engine.train` for warmup + steps steps; time the last `steps` from metrics.jsonl."""
-    from lm_unlearn.engine import resolve_precision, train
+    from lm_unlearn.engine import train
+    from lm_unlearn.precision import resolve_precision
 
     device = bench_device()
     if device.type == "cuda":
@@ -162,10 +163,11 @@ def bench_eval(
 ) -> dict[str, Any]:
     """Greedy generation (batched, and one prompt at a time) and scoring throughput."""
     from lm_unlearn.data import PromptFormat, read_records
-    from lm_unlearn.engine import _datasets, resolve_precision
+    from lm_unlearn.engine import _datasets
     from lm_unlearn.evaluation.generation import generate
     from lm_unlearn.evaluation.likelihood import score_records
     from lm_unlearn.models import load_model
+    from lm_unlearn.precision import resolve_precision
 
     device = bench_device()
     cfg = validate_config(json.loads(json.dumps(cfg_data)), "bench")

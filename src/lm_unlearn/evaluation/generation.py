@@ -6,8 +6,14 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
+from tqdm.auto import tqdm
 
 from lm_unlearn.evaluation.text_metrics import truncate_at_stop
+
+
+def progress(total: int, desc: str | None):
+    """A progress bar with counts and an ETA for one evaluation pass (none without `desc`)."""
+    return tqdm(total=total, desc=desc, unit="ex", dynamic_ncols=True, leave=False, disable=desc is None)
 
 
 @dataclass
@@ -34,13 +40,14 @@ def generate(
     batch_size: int = 16,
     stop: list[str] | None = None,
     precision: str = "fp32",
+    desc: str | None = None,
 ) -> Generations:
     """Greedy continuations of already-formatted `inputs`, in input order.
 
     Inputs are sorted by length so each batch pads little; padding goes on the left so every
     row's last prompt token sits at the same position and the KV cache stays aligned.
     Generation stops at EOS or a stop string (rows that finish early are padded), and the
-    decoded text is cut at the first stop string.
+    decoded text is cut at the first stop string. `desc` labels a progress bar.
     """
     stop = [s for s in (stop or []) if s]
     model.eval()
@@ -50,6 +57,7 @@ def generate(
     texts: list[str] = [""] * len(inputs)
     tokens = 0
     extra = {"stop_strings": stop, "tokenizer": tokenizer} if stop else {}
+    bar = progress(len(inputs), desc)
     for start in range(0, len(order), batch_size):
         rows = order[start : start + batch_size]
         enc = tokenizer(
@@ -76,4 +84,6 @@ def generate(
         tokens += int(enc["attention_mask"].sum()) + int((new != tokenizer.pad_token_id).sum())
         for i, ids in zip(rows, new):
             texts[i] = truncate_at_stop(tokenizer.decode(ids, skip_special_tokens=True), stop)
+        bar.update(len(rows))
+    bar.close()
     return Generations(texts=texts, tokens=tokens)

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from lm_unlearn.data import PromptFormat, Record, collate, encode_records
-from lm_unlearn.evaluation.generation import autocast_for
+from lm_unlearn.evaluation.generation import autocast_for, progress
 
 
 @dataclass
@@ -50,6 +50,7 @@ def score_records(
     precision: str = "fp32",
     reference=None,
     zscores: bool = True,
+    desc: str | None = None,
 ) -> SequenceScores:
     """Token log-probs, Min-K%++ z-scores and (with `reference`) KL, from one pass per model.
 
@@ -59,6 +60,7 @@ def score_records(
     KL(reference || model) = sum_z q(z) (log q(z) - log p(z)) per response position.
     zscores=False skips the vocabulary-wide statistics (token_zscore is then empty) when only
     log-probs are needed: they cost several passes over a [B, T, vocab] tensor.
+    `desc` labels a progress bar.
     """
     model.eval()
     device = next(model.parameters()).device
@@ -70,6 +72,7 @@ def score_records(
     kls: list[float] = [0.0] * n
     order = sorted(range(n), key=lambda i: len(examples[i].input_ids))  # batches of like length pad least
     tokens = 0
+    bar = progress(n, desc)
     for start in range(0, n, batch_size):
         rows = order[start : start + batch_size]
         batch = collate([examples[i] for i in rows], pad).to(device)
@@ -95,4 +98,6 @@ def score_records(
                 z_rows[index] = z[row][m].cpu().numpy()
             if reference is not None:
                 kls[index] = float(kl[row][m].mean())
+        bar.update(len(rows))
+    bar.close()
     return SequenceScores(logprobs, z_rows, kls if reference is not None else None, tokens)
