@@ -101,7 +101,9 @@ def evaluate_run(
     if original_spec is None:
         original_spec = manifest.get("source_model", {}).get("spec") or manifest["config"]["model"]["name"]
     cfg = cfg or run_eval_config(run_dir)
-    data = load_eval_data(cfg)
+    # The run's validation splits steered its training: they are never evaluation data.
+    held = run_dir / "validation.json"
+    data = load_eval_data(cfg, json.loads(held.read_text()) if held.is_file() else None)
     original = load_model(original_spec)
     model = load_run_model(run_dir, original_spec)
     result = evaluate(model, data, cfg, original=original, retain_model=retain_model)

@@ -91,6 +91,64 @@ class StopConfig(Strict):
     )
 
 
+class ValidationConfig(Strict):
+    """Small splits held out from the forget and retain data, measured during training.
+
+    They are never trained on and never evaluated on: the run's evaluation leaves them out.
+    """
+
+    forget: int | None = Field(
+        None, ge=0, description="Forget records held out for validation (None: 1/6 of them, at most 4)."
+    )
+    retain: int | None = Field(
+        None, ge=0, description="Retain records held out for validation (None: 1/6 of them, at most 8)."
+    )
+    generate: bool = Field(
+        True,
+        description="Also generate greedy answers on the validation prompts: the judge rate on forget "
+        "prompts and the ROUGE-L of retain answers against the original's.",
+    )
+    max_new_tokens: int = Field(32, ge=1, le=512, description="Tokens per validation answer.")
+    judge_patterns: list[str] = Field(
+        default_factory=list,
+        description="Regexes that mark a validation answer as still showing the forget data (keyword "
+        "judge). Empty: the demo's patterns for the demo, else no judge rate.",
+    )
+
+
+class TargetConfig(Strict):
+    """What 'forgotten' and 'kept' mean; the run stops when the forget target is met.
+
+    All given forget conditions must hold at a validation step for the target to be met; a
+    utility bound that is crossed stops the run, and the best validated step is kept
+    (the selection rule is in `lm_unlearn.validation.select_step` and in the manifest).
+    """
+
+    forget_nll: float | Literal["heldout"] | None = Field(
+        None,
+        description="Forget-validation NLL at least this; 'heldout': the original model's NLL on "
+        "data.heldout (the level of data it never learned).",
+    )
+    judge_rate_max: float | None = Field(
+        None, ge=0, le=1, description="Share of forget-validation answers the judge flags, at most this."
+    )
+    retain_kl_max: float | None = Field(
+        None, gt=0, description="Utility bound: mean KL(original || model) on retain validation."
+    )
+    retain_similarity_min: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Utility bound: ROUGE-L F1 of retain-validation answers against the original's.",
+    )
+
+    def forget_conditions(self) -> list[str]:
+        return [n for n in ("forget_nll", "judge_rate_max") if getattr(self, n) is not None]
+
+    def utility_bounds(self) -> list[str]:
+        return [n for n in ("retain_kl_max", "retain_similarity_min") if getattr(self, n) is not None]
+
+
 class TrainConfig(Strict):
     mode: Literal["lora", "full"] = Field("lora", description="Train LoRA adapters or all weights.")
     lora: LoraConfig = Field(default_factory=LoraConfig)
@@ -117,6 +175,11 @@ class TrainConfig(Strict):
     checkpoint_every: int = Field(0, ge=0, description="Save a resumable checkpoint every N steps.")
     gradient_checkpointing: bool = False
     stop: StopConfig = Field(default_factory=StopConfig)
+    eval_every: int = Field(
+        5, ge=0, description="Measure the validation splits every N steps (0: no validation, no split)."
+    )
+    validation: ValidationConfig = Field(default_factory=ValidationConfig)
+    target: TargetConfig = Field(default_factory=TargetConfig)
     reference: Literal["live", "precompute"] = Field(
         "live",
         description="Original-model values for terms that compare with it: run the original on each "

@@ -28,12 +28,14 @@ from lm_unlearn.data.sampling import StepData, read_refusals
 from lm_unlearn.errors import ConfigError, DataError
 from lm_unlearn.evaluation.cost import peak_gpu_bytes, peak_rss_bytes, reset_peak_rss, return_freed_memory
 from lm_unlearn.files import atomic_write_json, atomic_write_text, sha256_tree
-from lm_unlearn.manifest import data_entry, now, package_versions
+from lm_unlearn.manifest import data_entry, now, package_versions, records_digest
 from lm_unlearn.methods import dispatch, finish
 from lm_unlearn.methods.masks import apply_mask
 from lm_unlearn.models import frozen_linears_to, load_model, save_model, wrap_lora
 from lm_unlearn.objectives import StepContext, build_objective
 from lm_unlearn.objectives.reference import build_reference
+from lm_unlearn.precision import has_accelerator, resolve_frozen_dtype, resolve_precision
+from lm_unlearn.validation import Keeper, Validator, check_target, hold_out, record_digests
 
 log = logging.getLogger(__name__)
 
@@ -44,35 +46,6 @@ class RunResult:
     steps: int
     stop_reason: str
     history: list[dict[str, Any]] = field(default_factory=list)
-
-
-def cpu_supports_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
-
-
-def has_accelerator() -> bool:
-    probe = getattr(torch, "accelerator", None)  # torch >= 2.6 knows every device type
-    return probe.is_available() if probe is not None else torch.cuda.is_available()
-
-
-def resolve_precision(requested: str) -> str:
-    if requested != "auto":
-        return requested
-    if torch.cuda.is_available():
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    return "bf16" if cpu_supports_bf16() else "fp32"
-
-
-def resolve_frozen_dtype(requested: str, precision: str) -> str:
-    if requested == "auto":
-        return "bf16" if precision == "bf16" else "fp32"
-    if requested == "bf16" and precision != "bf16":
-        raise ConfigError("train.frozen_dtype=bf16 needs train.precision bf16 (or auto on bf16 hardware)")
-    return requested
 
 
 def read_history(path: Path, up_to_step: int | None = None) -> list[dict[str, Any]]:
@@ -104,7 +77,7 @@ def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False) -> RunResult:
     reset_peak_rss()  # the manifest's cost block reports this run's own peak
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
-    precision = resolve_precision(t.precision)
+    precision = resolve_precision(t.precision, "training")
     # accelerate keeps its state per process; a second train() in one process (benchmark grids,
     # sequential requests, tests) may ask for another precision, so the mixed-precision state is
     # reset while the process group (PartialState) is kept.
@@ -125,8 +98,10 @@ def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False) -> RunResult:
         raise ConfigError(f"terms {', '.join(users)} need normal data: set data.retain.path")
     forget_records = read_records(forget_cfg, "forget")
     retain_records = read_records(retain_cfg, "retain") if retain_cfg is not None else None
-    if cfg.data.heldout is not None:  # not trained on, but the evaluation reads it: fail early
-        read_records(cfg.data.heldout, "heldout")
+    heldout_records = read_records(heldout_cfg, "heldout") if (heldout_cfg := _heldout(cfg)) else []
+    forget_records, forget_val, retain_records, retain_val = _validation_splits(
+        cfg, forget_records, retain_records
+    )
 
     frozen_dtype = resolve_frozen_dtype(t.frozen_dtype, precision)
     # LoRA with bf16 frozen weights reads the checkpoint in its own dtype (bf16 for most hub
@@ -166,6 +141,7 @@ def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False) -> RunResult:
         frozen = [m for m in (model, reference_model) if m is not None]
         frozen_bf16 = sum(frozen_linears_to(m, torch.bfloat16) for m in frozen)
     model.train()
+    validator = _validator(cfg, fmt, max_length, precision, forget_val, retain_val, heldout_records)
     mask_summary = apply_mask(
         t.mask,
         objective,
@@ -213,6 +189,10 @@ def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False) -> RunResult:
         accelerator.device,
     )
 
+    # The original's validation values, before any update (so before a resumed run loads).
+    baseline = validator.baseline(unwrapped) if validator is not None else {}
+    keeper = Keeper(t.target, baseline)
+
     run_dir.mkdir(parents=True, exist_ok=True)
     history_path = run_dir / "metrics.jsonl"
     start_step = 0
@@ -239,9 +219,14 @@ def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False) -> RunResult:
             "source_model": {"spec": loaded.spec, "path": loaded.path, "sha256": loaded.source_hashes},
             "data": {"forget": data_entry(forget_cfg.path, forget_records)}
             | ({"retain": data_entry(retain_cfg.path, retain_records)} if retain_records else {}),
+            "validation": _validation_entry(forget_val, retain_val),
         }
     history = read_history(history_path, up_to_step=start_step)
+    for row in history:  # a resumed run's earlier validated steps still count for the choice
+        if any(k.startswith("val_") for k in row):
+            keeper.rows.append(row)
     if main:
+        atomic_write_json(run_dir / "validation.json", _validation_digests(forget_val, retain_val))
         atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json")))
         atomic_write_text(history_path, "".join(json.dumps(r) + "\n" for r in history))
         atomic_write_json(manifest_path, manifest)
@@ -307,12 +292,20 @@ def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False) -> RunResult:
             "tokens": int(accelerator.reduce(torch.tensor(tokens, device=accelerator.device), "sum")),
             "elapsed_s": round(time.perf_counter() - started, 3),
         }
+        choice = None
+        if validator is not None and (step % t.eval_every == 0 or step == t.max_steps):
+            row.update(validator.measure(unwrapped))
+            choice = keeper.observe(row, unwrapped)
         history.append(row)
         if main:
             with open(history_path, "a") as handle:
                 handle.write(json.dumps(row) + "\n")
-            bar.set_postfix({k: f"{row[k]:.3g}" for k in sums}, refresh=False)
+            shown = [k for k in row if k.startswith("val_")] or list(sums)
+            bar.set_postfix({k: f"{row[k]:.3g}" for k in shown}, refresh=False)
             bar.update(1)
+        if choice is not None and choice.stop:
+            stop_reason = f"step {step}: {choice.reason}"
+            break
         if t.checkpoint_every and step % t.checkpoint_every == 0 and step < t.max_steps:
             accelerator.wait_for_everyone()
             if main:
@@ -323,6 +316,7 @@ def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False) -> RunResult:
             break
     bar.close()
 
+    selection = keeper.restore(unwrapped, step)  # the chosen step's weights, before anything is saved
     manifest.update(finish(cfg, objective, unwrapped, cfg.model.name))  # e.g. task-vector negation
     accelerator.wait_for_everyone()
     return_freed_memory()  # the last step's activations, before saving maps a merged model
@@ -341,6 +335,7 @@ def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False) -> RunResult:
                 "finished": now(),
                 "steps": step,
                 "stop_reason": stop_reason,
+                "selection": selection,
                 "final": history[-1] if history else None,
                 "cost": {
                     "peak_rss_bytes": peak_rss_bytes(),
@@ -396,6 +391,64 @@ def _save_outputs(
     if (run_dir / "model").is_dir():
         outputs["model"] = {"path": "model", "sha256": sha256_tree(run_dir / "model")}
     return outputs
+
+
+def _heldout(cfg: RunConfig):
+    if cfg.data.heldout is not None:
+        return cfg.data.heldout
+    return demo_dataset("heldout") if cfg.data.forget is None else None
+
+
+def _validation_splits(cfg: RunConfig, forget: list, retain: list | None):
+    """(forget to train on, forget validation, retain to train on, retain validation)."""
+    t = cfg.train
+    if t.eval_every == 0:
+        return forget, [], retain, []
+    forget, forget_val = hold_out(forget, t.validation.forget, "forget", t.seed)
+    retain_val: list = []
+    if retain:
+        retain, retain_val = hold_out(retain, t.validation.retain, "retain", t.seed)
+    return forget, forget_val, retain, retain_val
+
+
+def _validator(
+    cfg: RunConfig, fmt, max_length, precision, forget_val, retain_val, heldout
+) -> Validator | None:
+    t = cfg.train
+    if t.eval_every == 0:
+        check_target(t.target, 0, None)
+        return None
+    patterns = t.validation.judge_patterns
+    if not patterns and cfg.data.forget is None:  # the demo: the evaluation's own judge patterns
+        from lm_unlearn.evaluation.config import DEMO_PATTERNS
+
+        patterns = DEMO_PATTERNS
+    needs_heldout = t.target.forget_nll == "heldout"
+    validator = Validator(
+        forget_val,
+        retain_val,
+        fmt,
+        t.validation,
+        max_length,
+        precision,
+        patterns,
+        heldout if needs_heldout else [],
+    )
+    check_target(t.target, t.eval_every, validator)
+    return validator
+
+
+def _validation_entry(forget_val: list, retain_val: list) -> dict[str, Any]:
+    return {
+        role: {"records": len(recs), "content_sha256": records_digest(recs)}
+        for role, recs in (("forget", forget_val), ("retain", retain_val))
+        if recs
+    }
+
+
+def _validation_digests(forget_val: list, retain_val: list) -> dict[str, list[str]]:
+    """Per-record digests of the validation splits: the evaluation leaves these records out."""
+    return {"forget": record_digests(forget_val), "retain": record_digests(retain_val)}
 
 
 def check_data(cfg: RunConfig) -> None:

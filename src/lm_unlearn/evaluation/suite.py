@@ -28,7 +28,9 @@ from lm_unlearn.evaluation.cost import peak_rss_bytes, reset_peak_rss
 from lm_unlearn.evaluation.generation import generate
 from lm_unlearn.evaluation.judges import build_judge
 from lm_unlearn.evaluation.likelihood import SequenceScores, score_records
+from lm_unlearn.manifest import records_digest
 from lm_unlearn.models import LoadedModel, load_model
+from lm_unlearn.precision import resolve_precision
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +54,16 @@ def split_half(text: str) -> tuple[str, str]:
     return " ".join(words[:cut]), " " + " ".join(words[cut:])
 
 
-def load_eval_data(cfg: EvalConfig) -> EvalData:
+def load_eval_data(cfg: EvalConfig, leave_out: dict[str, list[str]] | None = None) -> EvalData:
+    """The evaluation sets; `leave_out` maps a role to record digests (a run's validation splits)."""
     sets = {}
     for role in GEN_SETS:
         ds = cfg.dataset(role)
         if ds is not None:
             sets[role] = read_records(ds, role)
+            if leave_out and leave_out.get(role):
+                held = set(leave_out[role])
+                sets[role] = [r for r in sets[role] if records_digest([r]) not in held]
     if "forget" not in sets:
         raise ValueError("evaluation needs a forget set")
     ex_cfg = cfg.dataset("extraction")
@@ -113,7 +119,7 @@ class Suite:
         fmt = PromptFormat.choose(lm.tokenizer, self.cfg.template, self.cfg.system_prompt)
         return fmt.with_prefix(lm.prompt_prefix) if lm.prompt_prefix else fmt
 
-    def generations(self, lm: LoadedModel, p: Pass) -> None:
+    def generations(self, lm: LoadedModel, p: Pass, name: str = "model") -> None:
         fmt, cfg = self.fmt(lm), self.cfg
         wanted = [s for s in GEN_SETS if self.qa(s)]
         if "generation" not in self.groups:
@@ -129,6 +135,7 @@ class Suite:
             batch_size=cfg.batch_size,
             stop=cfg.stop,
             precision=self.precision,
+            desc=f"{name}: generation",
         )
         p.tokens += out.tokens
         for (role, _), text in zip(owners, out.texts):
@@ -148,10 +155,13 @@ class Suite:
                 batch_size=cfg.batch_size,
                 stop=cfg.stop,
                 precision=self.precision,
+                desc=f"{name}: extraction",
             )
             p.extraction, p.tokens = out.texts, p.tokens + out.tokens
 
-    def likelihoods(self, lm: LoadedModel, p: Pass, reference: LoadedModel | None, roles=LIK_SETS) -> None:
+    def likelihoods(
+        self, lm: LoadedModel, p: Pass, reference: LoadedModel | None, roles=LIK_SETS, name: str = "model"
+    ) -> None:
         fmt = self.fmt(lm)
         for role in roles:
             if role not in self.data.sets:
@@ -168,10 +178,11 @@ class Suite:
                 batch_size=max(1, self.cfg.batch_size // 2),
                 precision=self.precision,
                 reference=ref,
+                desc=f"{name}: likelihood {role}",
             )
             p.tokens += p.scores[role].tokens * (2 if ref is not None else 1)
 
-    def fluency(self, p: Pass, original: LoadedModel) -> None:
+    def fluency(self, p: Pass, original: LoadedModel, name: str = "model") -> None:
         """Score the forget and retain sets' non-empty generations under the original model.
 
         Those two show degenerate output where it matters (refusal-like whitespace on forget
@@ -195,6 +206,7 @@ class Suite:
                     batch_size=max(1, self.cfg.batch_size // 2),
                     precision=self.precision,
                     zscores=False,
+                    desc=f"{name}: fluency {role}",
                 )
                 p.tokens += p.gen_scores[role].tokens
 
@@ -203,16 +215,16 @@ class Suite:
         p, groups = Pass(), self.groups
         log.info("evaluating %s (%s)", name, lm.spec)
         with timer(phases, f"{name}.generation"):
-            self.generations(lm, p)
+            self.generations(lm, p, name)
         if groups & {"likelihood", "mia", "utility"}:
             ref = original if (name == "model" and "utility" in groups) else None
             roles = {"forget", "heldout"} if groups & {"likelihood", "mia"} else set()
             roles |= {"retain"} if groups & {"likelihood", "utility"} else set()
             with timer(phases, f"{name}.likelihood"):
-                self.likelihoods(lm, p, ref, roles=[r for r in LIK_SETS if r in roles])
+                self.likelihoods(lm, p, ref, roles=[r for r in LIK_SETS if r in roles], name=name)
         if original is not None and "utility" in groups:
             with timer(phases, f"{name}.fluency"):
-                self.fluency(p, original)
+                self.fluency(p, original, name)
         return p
 
     def text_metrics(self, p: Pass, judge, original: Pass | None) -> tuple[dict, dict]:
@@ -331,12 +343,10 @@ def evaluate(
     retain_model: str | LoadedModel | None = None,
 ) -> dict[str, Any]:
     """Evaluate `model` (and, as the "before", `original`) on `data`; see the module docstring."""
-    from lm_unlearn.engine import resolve_precision
-
     cfg = cfg or EvalConfig()
     started = time.perf_counter()
     reset_peak_rss()
-    precision = resolve_precision(cfg.precision)
+    precision = resolve_precision(cfg.precision, "evaluation")
     suite = Suite(data, cfg, precision)
     groups = suite.groups
     lm, orig, retain = as_loaded(model), as_loaded(original), as_loaded(retain_model)
@@ -369,7 +379,7 @@ def evaluate(
     retain_pass = None
     if retain is not None and groups & {"mia", "forget_quality"}:
         retain_pass = Pass()
-        suite.likelihoods(retain, retain_pass, None, roles=("forget", "heldout"))
+        suite.likelihoods(retain, retain_pass, None, roles=("forget", "heldout"), name="retain model")
 
     metrics: dict[str, dict[str, Any]] = {}
     examples: dict[str, list[dict]] = {}
@@ -469,7 +479,8 @@ def _truth_ratios(suite: Suite, lm: LoadedModel, items: list[fq.TruthItem]) -> n
         zscores=False,
     )
     true = [Record(item.prompt, item.true, item.source) for item in items]
-    true_nll = score_records(lm.model, fmt, true, **kw).mean_nll
+    true_nll = score_records(lm.model, fmt, true, desc="truth ratio: true answers", **kw).mean_nll
     flat = [Record(item.prompt, a, f"{item.source} (false answer)") for item in items for a in item.false]
-    false_nll = score_records(lm.model, fmt, flat, **kw).mean_nll.reshape(len(items), -1)
+    false_scores = score_records(lm.model, fmt, flat, desc="truth ratio: false answers", **kw)
+    false_nll = false_scores.mean_nll.reshape(len(items), -1)
     return fq.truth_ratio(true_nll, false_nll)
