@@ -7,6 +7,7 @@ import json
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,8 +68,17 @@ def _datasets(cfg: RunConfig):
     return cfg.data.forget, cfg.data.retain
 
 
-def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False) -> RunResult:
-    """Unlearn according to `cfg`, writing model, manifest, metrics and checkpoints to run_dir."""
+def train(
+    cfg: RunConfig,
+    run_dir: Path,
+    *,
+    resume: bool = False,
+    on_validation: Callable[[dict, dict], None] | None = None,
+) -> RunResult:
+    """Unlearn according to `cfg`, writing model, manifest, metrics and checkpoints to run_dir.
+
+    on_validation(row, baseline) is called after each validation (`unlearn tune` prunes there).
+    """
     special = dispatch(cfg, run_dir, resume)  # sequential requests; in-context unlearning (icu)
     if special is not None:
         return special
@@ -296,6 +306,8 @@ def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False) -> RunResult:
         if validator is not None and (step % t.eval_every == 0 or step == t.max_steps):
             row.update(validator.measure(unwrapped))
             choice = keeper.observe(row, unwrapped)
+            if on_validation is not None:
+                on_validation(row, baseline)
         history.append(row)
         if main:
             with open(history_path, "a") as handle:
