@@ -50,7 +50,7 @@ def _json(text: str, path: Path, where: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         at = f"line {exc.lineno} column {exc.colno}" if not where else f"column {exc.colno}"
-        raise DataError(f"{path}: {where}not valid JSON ({exc.msg} at {at})") from None
+        raise DataError(f"{path}: {where}not valid JSON ({exc.msg}: {at})") from None
     except RecursionError:
         raise DataError(f"{path}: {where}JSON is nested too deeply to read") from None
 
@@ -70,7 +70,7 @@ def _rows_jsonl(path: Path, limit: int | None) -> Rows:
     return rows
 
 
-def _decode(path: Path) -> str:
+def decode_text(path: Path) -> str:
     data = path.read_bytes()
     try:
         return data.decode("utf-8-sig")
@@ -89,7 +89,7 @@ def _first_line_is_json(text: str) -> bool:
 
 
 def _rows_json(path: Path, limit: int | None) -> Rows:
-    text = _decode(path)
+    text = decode_text(path)
     stripped = text.lstrip()
     try:
         data = json.loads(text)

@@ -89,3 +89,23 @@ def flag(row: dict, name: str, where: str, fmt: str) -> bool:
     if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0"):
         return value.strip().lower() in ("true", "1")
     raise DataError(f"{where}: field '{name}' must be true or false, got {shorten(value)}")
+
+
+SPLITS = {"forget": "forget", "retain": "retain", "holdout": "heldout", "heldout": "heldout"}
+
+
+def split_of(name: str) -> str | None:
+    """The split a file name starts with (forget10 -> forget, holdout -> heldout), or None."""
+    return next((role for prefix, role in SPLITS.items() if name.lower().startswith(prefix)), None)
+
+
+def role_of(name: str, kind: str = "") -> str:
+    """A file's role from its name's split and its kind: forget_qa, retain_perturbed, heldout, ...
+
+    A name without a split prefix is its own role (with the kind added), so two such files
+    never share one.
+    """
+    split = split_of(name)
+    if split is not None:
+        return f"{split}_{kind}" if kind else split
+    return name if not kind or name.endswith(f"_{kind}") else f"{name}_{kind}"
