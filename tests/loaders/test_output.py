@@ -147,3 +147,33 @@ def test_cli_lists_only_what_this_run_wrote(tmp_path):
         app, ["data", "convert", "tofu", str(retain), "--out", str(out), "--role", "../victim"]
     )
     assert escape.exit_code == 2 and "plain file name" in escape.output
+
+
+def test_prepare_picks_the_forget_perturbed_set_and_refuses_duplicate_roles(tmp_path):
+    from lm_unlearn.benchmark.prepare import Prepared
+
+    qa = {"question": "Who wrote 'The Salt Ledger'?", "answer": "Mira Okafor."}
+    perturbed = qa | {"paraphrased_answer": "Okafor did.", "perturbed_answer": ["Ian Holt.", "Sara Lind."]}
+    prepared = Prepared(tmp_path / "bench")
+    for name, row in [
+        ("forget10", qa),
+        ("retain90", qa),
+        ("holdout10", qa),
+        ("retain_perturbed", perturbed),
+        ("forget10_perturbed", perturbed),
+    ]:
+        convert("tofu", write_jsonl(tmp_path / f"{name}.json", [row, row]), prepared.data_dir)
+    data = prepared.eval_data()
+    assert Path(data["perturbed"]["path"]).name == "forget10_perturbed.jsonl"
+    assert {role: Path(d["path"]).name for role, d in data.items() if role != "perturbed"} == {
+        "forget": "forget10.jsonl",
+        "retain": "retain90.jsonl",
+        "heldout": "holdout10.jsonl",
+    }
+    scenario = prepared.data_dir / "scenario.json"
+    old = json.loads(scenario.read_text())  # as an earlier version wrote it: both 'perturbed'
+    old["files"]["retain_perturbed.jsonl"]["role"] = "perturbed"
+    old["files"]["forget10_perturbed.jsonl"]["role"] = "perturbed"
+    scenario.write_text(json.dumps(old))
+    with pytest.raises(DataError, match=r"retain_perturbed\.jsonl and forget10_perturbed\.jsonl"):
+        prepared.eval_data()
