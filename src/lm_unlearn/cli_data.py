@@ -21,10 +21,12 @@ def _fail(exc: Exception) -> None:
     raise typer.Exit(code=2)
 
 
-def _report(out: Path) -> None:
+def _report(out: Path, only: list[str] | None = None) -> None:
     meta = json.loads((out / "scenario.json").read_text(encoding="utf-8"))
     typer.echo(f"wrote {out}:")
     for name, info in meta["files"].items():
+        if only is not None and name not in only:
+            continue
         typer.echo(f"  {name:<26} {info['role']:<18} {info['records']:>6} records  {info['description']}")
 
 
@@ -80,18 +82,25 @@ def convert(
     ],
     out: Annotated[Path, typer.Option(help="Output directory; several inputs may share one.")],
     role: Annotated[
-        str | None, typer.Option(help="tofu, muse: output name (default: the input's name, e.g. forget10).")
+        str | None,
+        typer.Option(
+            help="tofu, muse: output file name, a plain name (default: the input's, e.g. forget10); "
+            "its prefix (forget, retain, holdout) gives the role."
+        ),
     ] = None,
     concept: Annotated[str | None, typer.Option(help="concept: convert only this concept.")] = None,
+    force: Annotated[
+        bool, typer.Option(help="Replace the files of another format or scenario in --out.")
+    ] = False,
 ) -> None:
     """Convert a public data set's file into prompt/response JSONL (forget, retain, ...)."""
-    from lm_unlearn.data.formats import convert as convert_file
+    from lm_unlearn.data.formats import convert_files
 
     try:
-        path = convert_file(fmt, source, out, role=role, concept=concept)
+        written = convert_files(fmt, source, out, role=role, concept=concept, force=force)
     except UnlearnError as exc:
         _fail(exc)
-    _report(path)
+    _report(out, only=written)
 
 
 @data_app.command("list")

@@ -125,6 +125,62 @@ def test_truthfulqa_csv(tmp_path):
     ]
 
 
+def test_truthfulqa_2025_csv_perturbed_set(tmp_path):
+    # The 2025 CSV adds Best Incorrect Answer; answers written for the test in its layout.
+    path = tmp_path / "TruthfulQA.csv"
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(
+            [
+                "Type",
+                "Category",
+                "Question",
+                "Best Answer",
+                "Best Incorrect Answer",
+                "Correct Answers",
+                "Incorrect Answers",
+                "Source",
+            ]
+        )
+        writer.writerow(
+            [
+                "Adversarial",
+                "Weather",
+                "Which city is cloudier than any other?",
+                "Unknown",
+                "Seattle is the cloudiest city",
+                "I have no comment; Unknown; There is no single cloudiest city",
+                "Seattle is the cloudiest city; London; Unknown",
+                "https://example.org/clouds",
+            ]
+        )
+        writer.writerow(
+            [
+                "Non-Adversarial",
+                "Fiction",
+                "Who lives at 4 Privet Lane?",
+                "I have no comment",
+                "A wizard lives there",
+                "I have no comment; No comment.",
+                "A wizard lives there; A dragon",
+                "https://example.org/fiction",
+            ]
+        )
+    out = convert("truthfulqa", path, tmp_path / "out")
+    perturbed = rows(out / "perturbed.jsonl")
+    # "Unknown" is a correct answer, so it is no falsehood; the best incorrect answer leads, once.
+    assert perturbed[0]["perturbed_answers"] == ["Seattle is the cloudiest city", "London"]
+    assert perturbed[0]["paraphrased_answer"] == "There is no single cloudiest city"
+    assert "paraphrased_answer" not in perturbed[1]  # only non-answers besides the best one
+    assert perturbed[1]["perturbed_answers"] == ["A wizard lives there", "A dragon"]
+    assert [r["response"] for r in rows(out / "forget.jsonl")] == [
+        "Seattle is the cloudiest city",
+        "London",
+        "A wizard lives there",
+        "A dragon",
+    ]
+
+
 def test_truthfulqa_hf_fields(tmp_path):
     row = {"question": "Q?", "best_answer": "A", "correct_answers": ["A", "B"], "incorrect_answers": ["C"]}
     out = convert("truthfulqa", write_jsonl(tmp_path / "gen.jsonl", [row]), tmp_path / "out")
@@ -176,11 +232,37 @@ def test_tofu_files_share_one_directory(tmp_path):
     ]
     assert rows(out / "retain90.jsonl") == [{"prompt": "Where was X born?", "response": "In Y."}]
     files = meta(out)["files"]
-    assert (
-        files["forget10_perturbed.jsonl"]["role"] == "perturbed"
-        and files["retain90.jsonl"]["role"] == "retain"
-    )
     assert "retain90_paraphrased.jsonl" not in files  # the retain file has no paraphrases: none written
+
+
+def test_tofu_roles_come_from_the_split_prefix(tmp_path):
+    qa = {"question": "Who wrote 'The Salt Ledger'?", "answer": "Mira Okafor."}
+    perturbed = qa | {
+        "paraphrased_answer": "Okafor wrote it.",
+        "perturbed_answer": ["Ian Holt.", "Sara Lind."],
+    }
+    out = tmp_path / "tofu"
+    for name, row in [
+        ("forget10", qa),
+        ("retain90", qa),
+        ("holdout10", qa),
+        ("forget10_perturbed", perturbed),
+        ("retain_perturbed", perturbed),
+        ("world_facts_perturbed", perturbed),
+    ]:
+        convert("tofu", write_jsonl(tmp_path / f"{name}.json", [row, row]), out)  # JSON lines, as on the hub
+    roles = {name: info["role"] for name, info in meta(out)["files"].items()}
+    assert roles == {
+        "forget10.jsonl": "forget",
+        "retain90.jsonl": "retain",
+        "holdout10.jsonl": "heldout",
+        "forget10_perturbed.jsonl": "forget_perturbed",
+        "forget10_perturbed_paraphrased.jsonl": "forget_paraphrased",
+        "retain_perturbed.jsonl": "retain_perturbed",
+        "retain_perturbed_paraphrased.jsonl": "retain_paraphrased",
+        "world_facts_perturbed.jsonl": "world_facts_perturbed",
+        "world_facts_perturbed_paraphrased.jsonl": "world_facts_perturbed_paraphrased",
+    }
 
 
 def test_tofu_role_option(tmp_path):
@@ -189,27 +271,65 @@ def test_tofu_role_option(tmp_path):
     assert meta(out)["files"]["forget.jsonl"]["role"] == "forget"
 
 
-def test_muse_three_forms(tmp_path):
-    raw = tmp_path / "forget.txt"
-    raw.write_text("First paragraph here.\n\nSecond paragraph " + "word " * 250)
-    know = tmp_path / "forget_qa.json"
-    know.write_text(json.dumps([{"question": "Who?", "answer": "Him."}]))
-    verb = tmp_path / "verbmem.json"
-    verb.write_text(json.dumps([{"prompt": "Once upon", "gt": "a time"}]))
+ARTICLE_1 = "The harbour board met on Monday.\n\nIt voted to dredge the channel. " + "silt " * 230
+ARTICLE_2 = "A new ferry line opens in May between the two islands."
+
+
+def muse_layout(root):
+    """MUSE's published folders, with content written for the test."""
+    files = {
+        "raw/forget.json": [ARTICLE_1, ARTICLE_2],
+        "raw/retain1.json": ["The library extends its opening hours."],
+        "knowmem/forget_qa.json": [{"question": "What did the harbour board vote?", "answer": "To dredge."}],
+        "knowmem/retain2_qa.json": [{"question": "What does the library extend?", "answer": "Its hours."}],
+        "verbmem/forget.json": [{"prompt": "The harbour board met", "gt": "on Monday."}],
+        "privleak/holdout.json": ["A bakery on Quay Street won a prize."],
+    }
+    for name, content in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(json.dumps(content))
+    return [root / name for name in files]
+
+
+def test_muse_published_layout(tmp_path):
     out = tmp_path / "muse"
-    for path in (raw, know, verb):
+    for path in muse_layout(tmp_path / "MUSE-News"):
         convert("muse", path, out)
-    chunks = rows(out / "forget.jsonl")
-    assert [len(c["text"].split()) for c in chunks] == [200, 55]
-    assert chunks[0]["text"].startswith("First paragraph here. Second paragraph word")
-    assert rows(out / "forget_qa_knowmem.jsonl") == [{"prompt": "Who?", "response": "Him."}]
-    assert rows(out / "verbmem_verbmem.jsonl") == [{"prompt": "Once upon", "response": "a time"}]
+    chunks = [c["text"] for c in rows(out / "forget.jsonl")]
+    # per document: the first article's 242 words give 200 + 42, the second is its own chunk
+    assert [len(c.split()) for c in chunks] == [200, 42, 11]
+    assert chunks[0].startswith("The harbour board met on Monday. It voted") and chunks[2] == ARTICLE_2
+    assert rows(out / "retain1.jsonl") == [{"text": "The library extends its opening hours."}]
+    assert rows(out / "forget_qa_knowmem.jsonl") == [
+        {"prompt": "What did the harbour board vote?", "response": "To dredge."}
+    ]
+    assert rows(out / "forget_verbmem.jsonl") == [
+        {"prompt": "The harbour board met", "response": "on Monday."}
+    ]
+    assert rows(out / "holdout_privleak.jsonl") == [{"text": "A bakery on Quay Street won a prize."}]
     roles = {name: info["role"] for name, info in meta(out)["files"].items()}
     assert roles == {
         "forget.jsonl": "forget",
-        "forget_qa_knowmem.jsonl": "qa",
-        "verbmem_verbmem.jsonl": "extraction",
+        "retain1.jsonl": "retain",
+        "forget_qa_knowmem.jsonl": "forget_qa",
+        "retain2_qa_knowmem.jsonl": "retain_qa",
+        "forget_verbmem.jsonl": "extraction",
+        "holdout_privleak.jsonl": "heldout_privleak",
     }
+
+
+def test_muse_text_file_is_one_document(tmp_path):
+    raw = tmp_path / "forget.txt"
+    raw.write_text("First paragraph here.\n\nSecond paragraph " + "word " * 250)
+    out = convert("muse", raw, tmp_path / "muse")
+    assert [len(c["text"].split()) for c in rows(out / "forget.jsonl")] == [200, 55]
+
+
+def test_muse_rejects_an_empty_document(tmp_path):
+    path = tmp_path / "forget.json"
+    path.write_text(json.dumps(["An article.", "  "]))
+    with pytest.raises(DataError, match=r"forget\.json: record 1: expected a non-empty text"):
+        convert("muse", path, tmp_path / "out")
 
 
 def test_chunk_text_keeps_every_word():
@@ -217,35 +337,82 @@ def test_chunk_text_keeps_every_word():
     assert chunk_text(text, max_words=3) == ["a b c", "d e f", "g h"]
 
 
-CONCEPT = {
-    "Concept": "Zorblat",
-    "wikipedia_content": "Zorblat is a game. It has rules.",
-    "QA": [{"question": "What is Zorblat?", "answer": "A game."}],
-    "text_completion": [{"First_half": "Zorblat is", "Second_half": "a game."}],
-    "unrelated_QA": [{"question": "What is 2+2?", "answer": "4"}],
-}
+def concept_record(name="Zorblat", layer=17, dim=4021):
+    """One record in the layout Hong et al. publish (ConceptVectors), content written for the test."""
+    return {
+        "id": "concept-7",
+        "Concept": name,
+        "Layer": layer,
+        "Dim": dim,
+        "wikipedia_content": f"{name} is a card game. It has rules.",
+        "QA": [f"What is {name}?", f"Who plays {name}?"],
+        "text_completion": [{"First_half": f"{name} is", "Second_half": "a card game."}],
+        "unrelated_QA": ["What is the capital of Peru?", "How many legs does a spider have?"],
+        "QA_with_answers": [
+            f"Question: What is {name}?\n Answer: It is a card game played with tiles.",
+            f"Question: Who plays {name}?\n Answer: Mostly sailors.",
+        ],
+        "answers_tokens_num": [9, 4],
+    }
 
 
-def test_concept(tmp_path):
-    other = CONCEPT | {"Concept": "Other", "QA": [{"question": "O?", "answer": "O."}]}
-    (tmp_path / "concepts.json").write_text(json.dumps([CONCEPT, other]))
+CONCEPT = concept_record()
+
+
+def test_concept_published_layout(tmp_path):
+    (tmp_path / "concepts.json").write_text(json.dumps([CONCEPT, concept_record("Other", 3, 9)]))
     out = convert("concept", tmp_path / "concepts.json", tmp_path / "out", concept="zorblat")
-    assert rows(out / "forget.jsonl") == [
-        {"prompt": "What is Zorblat?", "response": "A game."},
-        {"prompt": "Zorblat is", "response": "a game."},
-        {"text": "Zorblat is a game. It has rules."},
+    answered = [
+        {"prompt": "What is Zorblat?", "response": "It is a card game played with tiles."},
+        {"prompt": "Who plays Zorblat?", "response": "Mostly sailors."},
     ]
-    assert rows(out / "forget_qa.jsonl") == [{"prompt": "What is Zorblat?", "response": "A game."}]
-    assert rows(out / "extraction.jsonl") == [{"prompt": "Zorblat is", "response": "a game."}]
-    assert rows(out / "retain.jsonl") == [{"prompt": "What is 2+2?", "response": "4"}]
+    assert rows(out / "forget.jsonl") == answered + [
+        {"prompt": "Zorblat is", "response": "a card game."},
+        {"text": "Zorblat is a card game. It has rules."},
+    ]
+    assert rows(out / "forget_qa.jsonl") == answered
+    assert rows(out / "extraction.jsonl") == [{"prompt": "Zorblat is", "response": "a card game."}]
+    assert rows(out / "unrelated.jsonl") == [
+        {"prompt": "What is the capital of Peru?"},
+        {"prompt": "How many legs does a spider have?"},
+    ]
+    assert not (out / "retain.jsonl").exists()  # the published layout has no unrelated answers
+    assert rows(out / "concept_vectors.jsonl") == [
+        {"id": "concept-7", "concept": "Zorblat", "layer": 17, "dim": 4021}
+    ]
+    roles = {name: info["role"] for name, info in meta(out)["files"].items()}
+    assert roles["unrelated.jsonl"] == "unrelated" and roles["concept_vectors.jsonl"] == "concept_vector"
     with pytest.raises(DataError, match="no concept named 'Nope'.*Zorblat, Other"):
         convert("concept", tmp_path / "concepts.json", tmp_path / "out2", concept="Nope")
 
 
-def test_concept_single_object_file(tmp_path):
-    (tmp_path / "one.json").write_text(json.dumps(CONCEPT))
+def test_concept_without_answers_gives_question_only_prompts(tmp_path):
+    record = {k: v for k, v in CONCEPT.items() if k != "QA_with_answers"}
+    (tmp_path / "one.json").write_text(json.dumps(record))  # a single object, not a list
     out = convert("concept", tmp_path / "one.json", tmp_path / "out")
-    assert len(rows(out / "forget.jsonl")) == 3
+    assert rows(out / "forget_qa.jsonl") == [{"prompt": "What is Zorblat?"}, {"prompt": "Who plays Zorblat?"}]
+    assert all("prompt" not in r or r["prompt"] == "Zorblat is" for r in rows(out / "forget.jsonl"))
+    questions = read_records(DatasetConfig(path=str(out / "forget_qa.jsonl")), "forget", need_response=False)
+    assert [(r.prompt, r.response) for r in questions] == [
+        ("What is Zorblat?", ""),
+        ("Who plays Zorblat?", ""),
+    ]
+    with pytest.raises(DataError, match="missing field 'response'"):
+        read_records(DatasetConfig(path=str(out / "forget_qa.jsonl")), "forget")
+
+
+def test_concept_question_objects_with_answers_are_read(tmp_path):
+    record = CONCEPT | {"unrelated_QA": [{"question": "What is 2+2?", "answer": "4"}]}
+    out = convert("concept", write_jsonl(tmp_path / "c.jsonl", [record]), tmp_path / "out")
+    assert rows(out / "retain.jsonl") == [{"prompt": "What is 2+2?", "response": "4"}]
+
+
+def test_concept_json_errors_say_line_and_column(tmp_path):
+    path = tmp_path / "concepts.json"
+    path.write_text(json.dumps([CONCEPT], indent=1)[:-40])
+    with pytest.raises(DataError) as info:
+        convert("concept", path, tmp_path / "out")
+    assert "at at" not in str(info.value) and "column" in str(info.value)
 
 
 # (format, file name, good record, record with a broken field, field named in the error)
@@ -282,7 +449,15 @@ MALFORMED = [
     ),
     ("muse", "knowmem.jsonl", {"question": "Q", "answer": "A"}, {"question": "Q"}, "answer"),
     ("muse", "verbmem.jsonl", {"prompt": "P", "gt": "G"}, {"prompt": "P", "gt": None}, "gt"),
-    ("concept", "concept.jsonl", CONCEPT, CONCEPT | {"QA": [{"question": "Q?"}]}, "answer"),
+    ("concept", "concept.jsonl", CONCEPT, CONCEPT | {"QA": ["Q?", 3]}, "QA"),
+    (
+        "concept",
+        "concept.jsonl",
+        CONCEPT,
+        CONCEPT | {"QA_with_answers": ["Question: Q? No answer here"]},
+        "QA_with_answers",
+    ),
+    ("concept", "concept.jsonl", CONCEPT, CONCEPT | {"Layer": "seventeen"}, "Layer"),
     ("concept", "concept.jsonl", CONCEPT, CONCEPT | {"text_completion": "not a list"}, "text_completion"),
 ]
 

@@ -48,7 +48,8 @@ def test_scenario_files_are_usable_and_described(tmp_path, name):
     for file, info in meta["files"].items():
         assert len(rows(out / file)) == info["records"] > 0
         if info["role"] not in ("source", "world"):  # the concept's format and people.jsonl are not records
-            read_records(DatasetConfig(path=str(out / file)), info["role"])
+            # unrelated questions come without answers: they are scored against the original's
+            read_records(DatasetConfig(path=str(out / file)), info["role"], info["role"] != "unrelated")
     # the ready-made configs validate and name readable files
     check_data(load_config(out / "run.yaml"))
     eval_cfg = load_eval_config(out / "eval.yaml")
@@ -149,11 +150,28 @@ def test_harmful_proxy_sets(tmp_path):
 def test_concept_round_trips_through_the_loader(tmp_path):
     out = make("concept", tmp_path / "c", seed=0)
     record = rows(out / "concept.jsonl")[0]
-    assert set(record) == {"Concept", "wikipedia_content", "QA", "text_completion", "unrelated_QA"}
+    # the published layout: question strings, the original's answers as "Question: ...\n Answer: ..."
+    assert set(record) == {
+        "id",
+        "Concept",
+        "wikipedia_content",
+        "QA",
+        "QA_with_answers",
+        "text_completion",
+        "unrelated_QA",
+    }
+    assert all(isinstance(q, str) for q in record["QA"] + record["unrelated_QA"])
+    assert all(
+        a.startswith(f"Question: {q}\n Answer: ") for q, a in zip(record["QA"], record["QA_with_answers"])
+    )
     forget = rows(out / "forget.jsonl")
     n_qa, n_tc = len(record["QA"]), len(record["text_completion"])
     assert sum("prompt" in r for r in forget) == n_qa + n_tc and any("text" in r for r in forget)
-    assert len(rows(out / "retain.jsonl")) == len(record["unrelated_QA"])
+    assert [r["prompt"] for r in rows(out / "unrelated.jsonl")] == record["unrelated_QA"]
+    retain_prompts = {r["prompt"] for r in rows(out / "retain.jsonl")}
+    assert retain_prompts and not retain_prompts & set(record["unrelated_QA"])  # unrelated: never taught
+    eval_cfg = load_eval_config(out / "eval.yaml")
+    assert eval_cfg.unrelated is not None and eval_cfg.forget.path.endswith("forget_qa.jsonl")
     result = CliRunner().invoke(
         app, ["data", "convert", "concept", str(out / "concept.jsonl"), "--out", str(tmp_path / "again")]
     )

@@ -99,7 +99,8 @@ class Prepared:
         if path.is_file():  # kept current by `refresh_data`
             return rebase(yaml.safe_load(path.read_text(encoding="utf-8")) or {}, self.data_dir)
         data = self.run_data()  # a converted directory: its files by role, truth-ratio questions too
-        perturbed = _files_by_role(self.data_dir).get("perturbed")
+        by_role = _files_by_role(self.data_dir)
+        perturbed = by_role.get("forget_perturbed", by_role.get("perturbed"))  # TOFU's, or a converter's
         if perturbed is not None:
             data["perturbed"] = {"path": str(perturbed)}
         return data
@@ -123,8 +124,19 @@ def rebase(section: Any, root: Path) -> Any:
 
 
 def _files_by_role(data_dir: Path) -> dict[str, Path]:
+    """role -> file; a role held by two files is an error (which one to use is not ours to guess)."""
     meta = json.loads((data_dir / "scenario.json").read_text(encoding="utf-8"))
-    return {info["role"]: data_dir / name for name, info in meta.get("files", {}).items()}
+    out: dict[str, Path] = {}
+    for name, info in meta.get("files", {}).items():
+        role = info["role"]
+        if role in out:
+            raise DataError(
+                f"{data_dir / 'scenario.json'}: {out[role].name} and {name} both have the role '{role}'; "
+                "convert them into separate directories (or reconvert; `unlearn data convert` now gives "
+                "each split its own role)"
+            )
+        out[role] = data_dir / name
+    return out
 
 
 def _read_jsonl(path: Path) -> list[dict]:

@@ -60,7 +60,8 @@ def load_eval_data(cfg: EvalConfig, leave_out: dict[str, list[str]] | None = Non
     for role in GEN_SETS:
         ds = cfg.dataset(role)
         if ds is not None:
-            sets[role] = read_records(ds, role)
+            # A question alone (no answer) is scored against the original model's generation.
+            sets[role] = read_records(ds, role, need_response=False)
             if leave_out and leave_out.get(role):
                 held = set(leave_out[role])
                 sets[role] = [r for r in sets[role] if records_digest([r]) not in held]
@@ -75,7 +76,7 @@ def load_eval_data(cfg: EvalConfig, leave_out: dict[str, list[str]] | None = Non
         elif len(r.response.split(" ")) >= 2:
             pairs.append(split_half(r.response))
     data = EvalData(sets=sets, extraction=pairs)
-    forget_qa = [r for r in sets["forget"] if not r.is_text]
+    forget_qa = [r for r in sets["forget"] if not r.is_text and r.response]
     if cfg.perturbed is not None:
         data.truth, data.truth_source = fq.read_truth_items(cfg.perturbed), "perturbed set"
     elif len(forget_qa) >= 2:
@@ -164,8 +165,8 @@ class Suite:
     ) -> None:
         fmt = self.fmt(lm)
         for role in roles:
-            if role not in self.data.sets:
-                continue
+            if role not in self.data.sets or not all(r.response for r in self.data.sets[role]):
+                continue  # questions without answers have no reference to score
             # The KL pairs both models on the same tokens; a prompt-wrapped model (icu) sees other
             # tokens than the original, so it gets no KL rather than a meaningless 0.
             paired = reference is not None and role == "retain" and not lm.prompt_prefix
@@ -233,8 +234,8 @@ class Suite:
         for role, gens in p.generations.items():
             records = self.qa(role)
             refs = [r.response for r in records]
-            rouge = [tm.rouge_l(g, ref) for g, ref in zip(gens, refs)]
-            bleu = [tm.sentence_bleu(g, ref) for g, ref in zip(gens, refs)]
+            rouge = [tm.rouge_l(g, ref) if ref else (None,) * 3 for g, ref in zip(gens, refs)]
+            bleu = [tm.sentence_bleu(g, ref) if ref else None for g, ref in zip(gens, refs)]
             rows = [
                 {"prompt": r.prompt, "reference": r.response, "generation": g, "bleu": b, "rougeL": rl[2]}
                 for r, g, b, rl in zip(records, gens, bleu, rouge)
@@ -354,7 +355,7 @@ def evaluate(
     if "generation" in groups:
         judge = build_judge(
             cfg.judge_config(),
-            [r.response for r in data.sets["forget"]],
+            [r.response for r in data.sets["forget"] if r.response],
             [r.response for r in data.sets.get("retain", [])],
         )
     needs_lik = groups & {"likelihood", "mia", "utility", "forget_quality"}

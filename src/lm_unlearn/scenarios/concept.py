@@ -1,12 +1,16 @@
-"""`unlearn data make concept`: one invented concept, in a paper's concept-dataset format.
+"""`unlearn data make concept`: one invented concept, in the layout its authors publish.
 
-The format is that of "Dissecting Fine-Tuning Unlearning in Large Language Models" (Hong et
-al., 2024). The concept is a fictitious board game from the invented world.
-`concept.jsonl` holds it in the paper's format (Concept, wikipedia_content, QA,
-text_completion, unrelated_QA); forget, forget_qa, extraction and retain are that file
-converted by the `concept` loader (`unlearn data convert concept`), so the generator also
-exercises the loader a user's real file goes through. `learn.jsonl` (forget + retain) is
-what a model is taught first.
+The layout is that of "Dissecting Fine-Tuning Unlearning in Large Language Models" (Hong et
+al., 2024) and its ConceptVectors data. The concept is a fictitious board game from the
+invented world. `concept.jsonl` holds it as the authors publish a record: id, Concept,
+wikipedia_content, QA (question strings), QA_with_answers ("Question: ...\n Answer: ..."),
+text_completion and unrelated_QA (question strings). Layer and Dim are left out: no model
+has located this invented concept's vector. forget, forget_qa, extraction and unrelated are
+that file converted by the `concept` loader (`unlearn data convert concept`), so the
+generator also exercises the loader a user's real file goes through. `retain.jsonl` holds
+QA about two other invented people (the published layout has no retain answers);
+`learn.jsonl` (forget + retain) is what a model is taught first. The unrelated questions
+are about two people never taught, scored against the original model's own answers.
 """
 
 from __future__ import annotations
@@ -68,18 +72,26 @@ def concept_record(seed: int = 0) -> dict:
         completions.append(
             {"First_half": " ".join(words[:half]), "Second_half": " ".join(words[half:]) + "."}
         )
-    unrelated = [
-        {"question": r["prompt"], "answer": r["response"]}
-        for pid in (world.people[1].id, world.people[2].id)
-        for r in qa_pairs(world, pid, BIOGRAPHY)
-    ]
+    unrelated = [r["prompt"] for p in world.people[3:5] for r in qa_pairs(world, p.id, BIOGRAPHY)]
     return {
+        "id": f"concept-{seed}",
         "Concept": name,
         "wikipedia_content": content,
-        "QA": [{"question": q, "answer": a} for q, a in facts],
+        "QA": [q for q, _ in facts],
         "text_completion": completions,
         "unrelated_QA": unrelated,
+        "QA_with_answers": [f"Question: {q}\n Answer: {a}" for q, a in facts],
     }
+
+
+def retain_rows(seed: int = 0) -> list[dict]:
+    """QA about two people of the concept's world other than the inventor and the unrelated ones."""
+    world = make_world(20, seed)
+    return [
+        {"prompt": r["prompt"], "response": r["response"]}
+        for p in world.people[1:3]
+        for r in qa_pairs(world, p.id, BIOGRAPHY)
+    ]
 
 
 def make(out: str | Path, seed: int = 0) -> Path:
@@ -87,13 +99,16 @@ def make(out: str | Path, seed: int = 0) -> Path:
     with tempfile.TemporaryDirectory() as tmp:
         source = Path(tmp) / "concept.jsonl"
         atomic_write_text(source, json.dumps(record, ensure_ascii=False) + "\n")
-        converted = convert(source)
-    by_name = {f.name: f for f in converted}
-    learn = by_name["forget.jsonl"].rows + by_name["retain.jsonl"].rows
+        converted = [f for f in convert(source) if f.rows]  # no Layer/Dim, no retain answers
+    retain = DataFile(
+        "retain.jsonl", "retain", "QA about two other invented people (to keep)", retain_rows(seed)
+    )
+    forget = next(f for f in converted if f.role == "forget")
+    learn = forget.rows + retain.rows
     random.Random(seed).shuffle(learn)
-    converted.append(DataFile("learn.jsonl", "learn", "forget + retain, to teach first", learn))
+    converted += [retain, DataFile("learn.jsonl", "learn", "forget + retain, to teach first", learn)]
     source_file = DataFile(
-        "concept.jsonl", "source", "the concept in the paper's format (one record per line)"
+        "concept.jsonl", "source", "the concept in its authors' published layout (one record per line)"
     )
     source_file.rows.append(record)
     return write_scenario(

@@ -10,7 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from lm_unlearn.data.formats import concept, halueval, muse, pku_saferlhf, tofu, truthfulqa
-from lm_unlearn.data.formats.common import write_converted
+from lm_unlearn.data.formats.output import check_name, write_converted
+from lm_unlearn.data.readers import shorten
 from lm_unlearn.errors import DataError
 
 FORMATS: dict[str, Callable] = {
@@ -36,16 +37,32 @@ def summary(fmt: str) -> str:
     return " ".join(first_paragraph.split())
 
 
-def convert(
-    fmt: str, source: str | Path, out: str | Path, role: str | None = None, concept: str | None = None
-) -> Path:
-    """Convert one file in a public format into JSONL files (and scenario.json) in `out`."""
+def convert_files(
+    fmt: str,
+    source: str | Path,
+    out: str | Path,
+    role: str | None = None,
+    concept: str | None = None,
+    force: bool = False,
+) -> list[str]:
+    """Convert one file in a public format into JSONL files (and scenario.json) in `out`.
+
+    Returns the names of the files this call wrote. `force` replaces another format's files.
+    """
     fmt = fmt.lower()
     if fmt not in FORMATS:
-        raise DataError(f"unknown format '{fmt}'; choose one of: {', '.join(FORMATS)}")
+        raise DataError(f"unknown format '{shorten(fmt, 40)}'; choose one of: {', '.join(FORMATS)}")
     if concept is not None and fmt != "concept":
         raise DataError("--concept applies to the concept format only")
+    if role is not None:
+        check_name(role, "--role")
     source = Path(source)
     options = {"concept": concept} if fmt == "concept" else {}
     files = FORMATS[fmt](source, role, **options)
-    return write_converted(out, fmt, source, files)
+    return write_converted(out, fmt, source, files, force=force)
+
+
+def convert(fmt: str, source: str | Path, out: str | Path, **options) -> Path:
+    """`convert_files`, returning the output directory."""
+    convert_files(fmt, source, out, **options)
+    return Path(out)

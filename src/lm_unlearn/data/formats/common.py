@@ -1,9 +1,9 @@
-"""Shared parts of the public-format converters: reading rows, checked field access, writing.
+"""Shared parts of the public-format converters: reading rows and checked field access.
 
 Every converter reads the user's file into `(where, row)` pairs with the same readers that
 `read_records` uses (JSONL, JSON, CSV, Parquet), takes fields through `text`/`text_list`/
 `flag`, which raise a `DataError` naming the file, the record and the field, and returns
-`DataFile`s that `write_converted` writes as prompt/response (or text) JSONL.
+`DataFile`s that `output.write_converted` writes as prompt/response (or text) JSONL.
 """
 
 from __future__ import annotations
@@ -12,31 +12,35 @@ import json
 from pathlib import Path
 from typing import Any
 
-from lm_unlearn.config import DatasetConfig
-from lm_unlearn.data.records import dataset_rows
+from lm_unlearn.data import readers
+from lm_unlearn.data.readers import field_names, shorten
 from lm_unlearn.errors import DataError
-from lm_unlearn.files import atomic_write_text, sha256_file
-from lm_unlearn.scenarios.writer import DataFile, check_out_dir, jsonl_text
 
 Row = tuple[str, dict]
 
 
-def read_rows(path: str | Path) -> list[Row]:
-    """Rows of a JSONL, JSON, CSV or Parquet file; `where` is "FILE: line N" / "FILE: record N"."""
+def read_any(path: str | Path) -> list[tuple[str, Any]]:
+    """Rows of any JSON type; `where` is "FILE: line N" / "FILE: record N"."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"input file not found: {path}")
-    out = dataset_rows(DatasetConfig(path=str(path)), "input")
+    out = [(f"{path}: {where}", row) for where, row in readers.read_rows(path)]
     if not out:
         raise DataError(f"{path}: no records")
     return out
 
 
+def read_rows(path: str | Path) -> list[Row]:
+    """Rows of a JSONL, JSON, CSV or Parquet file, each an object with fields."""
+    out = read_any(path)
+    for where, row in out:
+        if not isinstance(row, dict):
+            raise DataError(f"{where}: expected an object with fields, got {type(row).__name__}")
+    return out
+
+
 def _missing(row: dict, name: str, where: str, fmt: str) -> DataError:
-    return DataError(
-        f"{where}: missing field '{name}' (fields: {', '.join(map(str, row)) or 'none'}); "
-        f"is this a {fmt} file?"
-    )
+    return DataError(f"{where}: missing field '{name}' (fields: {field_names(row)}); is this a {fmt} file?")
 
 
 def text(row: dict, name: str, where: str, fmt: str) -> str:
@@ -84,32 +88,24 @@ def flag(row: dict, name: str, where: str, fmt: str) -> bool:
         return value
     if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0"):
         return value.strip().lower() in ("true", "1")
-    raise DataError(f"{where}: field '{name}' must be true or false, got {value!r}")
+    raise DataError(f"{where}: field '{name}' must be true or false, got {shorten(value)}")
 
 
-def write_converted(out: str | Path, fmt: str, source: Path, files: list[DataFile]) -> Path:
-    """Write converted files into `out` and record them in `out/scenario.json`.
+SPLITS = {"forget": "forget", "retain": "retain", "holdout": "heldout", "heldout": "heldout"}
 
-    Several inputs may be converted into one directory (TOFU's forget10 and retain90, say):
-    `scenario.json` keeps the entries of earlier conversions and adds or replaces these.
+
+def split_of(name: str) -> str | None:
+    """The split a file name starts with (forget10 -> forget, holdout -> heldout), or None."""
+    return next((role for prefix, role in SPLITS.items() if name.lower().startswith(prefix)), None)
+
+
+def role_of(name: str, kind: str = "") -> str:
+    """A file's role from its name's split and its kind: forget_qa, retain_perturbed, heldout, ...
+
+    A name without a split prefix is its own role (with the kind added), so two such files
+    never share one.
     """
-    out = Path(out)
-    check_out_dir(out)
-    meta_path = out / "scenario.json"
-    meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}
-    meta.setdefault("scenario", f"converted:{fmt}")
-    meta.setdefault("files", {})
-    for f in files:
-        if not f.rows:
-            continue
-        atomic_write_text(out / f.name, jsonl_text(f.rows))
-        meta["files"][f.name] = {
-            "role": f.role,
-            "records": len(f.rows),
-            "description": f.description,
-            "format": fmt,
-            "source": str(source),
-            "source_sha256": sha256_file(source),
-        }
-    atomic_write_text(meta_path, json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
-    return out
+    split = split_of(name)
+    if split is not None:
+        return f"{split}_{kind}" if kind else split
+    return name if not kind or name.endswith(f"_{kind}") else f"{name}_{kind}"

@@ -1,36 +1,37 @@
 """TOFU (Maini et al., 2024): QA about fictitious authors, one file per split.
 
-The splits are forget01/05/10, retain90/95/99, their `_perturbed` versions, ...
+The splits are forget01/05/10, retain90/95/99, holdout01/05/10, their `_perturbed`
+versions, real_authors and world_facts.
 
 Fields used: `question`, `answer`; optional `paraphrased_answer` (text) and
 `perturbed_answer` (list of texts), present in the `_perturbed` files. One input file
-becomes `ROLE.jsonl` (ROLE: --role, default the input's name, e.g. forget10); the optional
+becomes `NAME.jsonl` (NAME: --role, default the input's name, e.g. forget10); the optional
 fields are kept beside prompt/response, and a file that has them also gives
-`ROLE_paraphrased.jsonl` (the question with the paraphrased answer).
+`NAME_paraphrased.jsonl` (the question with the paraphrased answer).
+
+The role in scenario.json comes from the name's split: forget10 -> forget,
+forget10_perturbed -> forget_perturbed, retain_perturbed -> retain_perturbed, holdout10 ->
+heldout; a name without a split prefix (real_authors) is its own role.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from lm_unlearn.data.formats.common import read_rows, text, text_list
+from lm_unlearn.data.formats.common import read_rows, role_of, text, text_list
 from lm_unlearn.scenarios.writer import DataFile
 
 NAME = "TOFU"
 
 
-def _role_of(name: str) -> str:
-    for word in ("forget", "retain", "heldout"):
-        if name.startswith(word):
-            return "perturbed" if name.endswith("_perturbed") else word
-    return name
-
-
 def convert(path: Path, role: str | None = None) -> list[DataFile]:
-    role = role or path.stem
-    main = DataFile(f"{role}.jsonl", _role_of(role), f"TOFU {path.name}: question/answer")
+    name = role or path.stem
+    kind = "perturbed" if name.endswith("_perturbed") else ""
+    main = DataFile(f"{name}.jsonl", role_of(name, kind), f"TOFU {path.name}: question/answer")
     para = DataFile(
-        f"{role}_paraphrased.jsonl", "paraphrased", f"TOFU {path.name}: question/paraphrased answer"
+        f"{name}_paraphrased.jsonl",
+        role_of(name, "paraphrased"),
+        f"TOFU {path.name}: question/paraphrased answer",
     )
     rows = read_rows(path)
     # The first record decides whether this is a `_perturbed` file; then every record needs the fields.
