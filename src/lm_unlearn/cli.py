@@ -105,6 +105,10 @@ from lm_unlearn.cli_benchmark import register as _register_benchmark  # noqa: E4
 
 _register_benchmark(app)
 
+from lm_unlearn.cli_tune import register as _register_tune  # noqa: E402
+
+_register_tune(app)
+
 
 def main(argv: list[str] | None = None) -> None:
     app(args=argv if argv is not None else sys.argv[1:], standalone_mode=True)
