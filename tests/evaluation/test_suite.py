@@ -40,6 +40,7 @@ def test_full_suite_has_every_group(full_result):
         assert (f"mia.{attack}.privleak" in m) == (attack != "ref")  # the retain model is ref's reference
     assert "mia.privleak" in m
     assert full_result["info"]["definitions"]["mia"]["reference_model"] == "retain_model"
+    assert full_result["info"]["definitions"]["rouge_stemmer"]["stem"] is True  # the demo is TOFU-style
     assert set(full_result["metrics"]) == {"model", "original", "retain_model"}
     forget_rows = full_result["examples"]["forget"]
     assert len(forget_rows) == 6

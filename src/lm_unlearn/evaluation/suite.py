@@ -104,6 +104,7 @@ class Suite:
     def __init__(self, data: EvalData, cfg: EvalConfig, precision: str):
         self.data, self.cfg, self.precision = data, cfg, precision
         self.groups = set(cfg.metrics)
+        self.stem, self.stem_why = cfg.rouge_stemming()
 
     def qa(self, role: str) -> list[Record]:
         """The set's prompt/response records; raw-text records are only scored, not prompted."""
@@ -221,7 +222,7 @@ class Suite:
         for role, gens in p.generations.items():
             records = self.qa(role)
             refs = [r.response for r in records]
-            rouge = [tm.rouge_l(g, ref) for g, ref in zip(gens, refs)]
+            rouge = [tm.rouge_l(g, ref, self.stem) for g, ref in zip(gens, refs)]
             bleu = [tm.sentence_bleu(g, ref) for g, ref in zip(gens, refs)]
             rows = [
                 {"prompt": r.prompt, "reference": r.response, "generation": g, "bleu": b, "rougeL": rl[2]}
@@ -246,7 +247,7 @@ class Suite:
                 m["gen_ppl"] = float(np.exp(-lp.mean()))
             if original is not None and role in original.generations and original is not p:
                 base = original.generations[role]
-                sims = [tm.rouge_l(g, o)[2] for g, o in zip(gens, base)]
+                sims = [tm.rouge_l(g, o, self.stem)[2] for g, o in zip(gens, base)]
                 m["rougeL_vs_original"] = _mean(sims)
                 m["bleu_vs_original"] = _mean(tm.sentence_bleu(g, o) for g, o in zip(gens, base))
                 if role in ("retain", "unrelated") and "utility" in self.groups:
@@ -262,7 +263,7 @@ class Suite:
             examples[role] = rows
         if p.extraction:
             truths = [c for _, c in self.data.extraction]
-            rouge = [tm.rouge_l(g, t)[2] for g, t in zip(p.extraction, truths)]
+            rouge = [tm.rouge_l(g, t, self.stem)[2] for g, t in zip(p.extraction, truths)]
             bleu = [tm.sentence_bleu(g, t) for g, t in zip(p.extraction, truths)]
             metrics["extraction.rougeL"] = _mean(rouge)
             metrics["extraction.bleu"] = _mean(bleu)
@@ -498,6 +499,7 @@ def evaluate(
                 "mia": mia_defs,
                 "forget_quality": fq.__doc__.strip(),
                 "truth_ratio_answers": f"{len(data.truth)} questions; answers from the {data.truth_source}",
+                "rouge_stemmer": {"stem": suite.stem, "why": suite.stem_why},
             },
             "eval_cost": {
                 "wall_s": round(wall, 2),
