@@ -62,3 +62,22 @@ def test_truth_ratio_hand_computed():
 
 def test_false_answers_are_other_answers():
     assert false_answers(["a", "b", "c"], count=3) == [["b", "c"], ["c", "a"], ["a", "b"]]
+
+
+def test_tofu_truth_ratio_summary_by_hand():
+    from lm_unlearn.evaluation.forget_quality import tofu_truth_ratio_summary
+
+    # min(R, 1/R): 2 -> 0.5, 0.5 -> 0.5, 1 -> 1; mean 2/3 (the raw mean of R would be 7/6).
+    assert tofu_truth_ratio_summary(np.array([2.0, 0.5, 1.0])) == pytest.approx(2 / 3)
+
+
+def test_model_utility_is_the_harmonic_mean_of_what_is_there():
+    from lm_unlearn.evaluation.forget_quality import model_utility
+
+    value, used = model_utility({"retain.prob": 0.5, "retain.rougeL_recall": 0.25, "forget.prob": 0.9})
+    assert value == pytest.approx(2 / (1 / 0.5 + 1 / 0.25)) and used == [
+        "retain.prob",
+        "retain.rougeL_recall",
+    ]
+    assert model_utility({"retain.prob": 0.5, "unrelated.rougeL_recall": 0.0})[0] == 0.0
+    assert model_utility({}) == (None, [])

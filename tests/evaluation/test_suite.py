@@ -41,6 +41,16 @@ def test_full_suite_has_every_group(full_result):
     assert "mia.privleak" in m
     assert full_result["info"]["definitions"]["mia"]["reference_model"] == "retain_model"
     assert full_result["info"]["definitions"]["rouge_stemmer"]["stem"] is True  # the demo is TOFU-style
+    assert "forget_quality.truth_ratio_tofu" in m
+    parts = (m["retain.prob"], m["retain.rougeL_recall"], m["unrelated.rougeL_recall"])
+    expected = (
+        0.0 if min(parts) == 0 else 3 / sum(1 / v for v in parts)
+    )  # a random tiny model recalls nothing
+    assert m["utility.model_utility"] == pytest.approx(expected)
+    assert (
+        "retain.prob, retain.rougeL_recall, unrelated.rougeL_recall"
+        in full_result["info"]["definitions"]["model_utility"]
+    )
     assert set(full_result["metrics"]) == {"model", "original", "retain_model"}
     forget_rows = full_result["examples"]["forget"]
     assert len(forget_rows) == 6

@@ -466,6 +466,7 @@ def evaluate(
                 ratios[name] = _truth_ratios(suite, loaded, data.truth)
         for name, r in ratios.items():
             metrics.setdefault(name, {})["forget_quality.truth_ratio"] = float(np.mean(r))
+            metrics[name]["forget_quality.truth_ratio_tofu"] = fq.tofu_truth_ratio_summary(r)
             if name != "retain_model":
                 pvalue, stat = fq.forget_quality(r, ratios["retain_model"])
                 metrics[name]["forget_quality.ks_pvalue"] = pvalue
@@ -475,6 +476,10 @@ def evaluate(
             for row, v in zip(forget_rows, ratios["model"]):
                 row["truth_ratio"] = float(v)
 
+    for m in metrics.values():
+        if (value := fq.model_utility(m)[0]) is not None:
+            m["utility.model_utility"] = value
+    utility_parts = fq.model_utility(metrics["model"])[1]
     wall = time.perf_counter() - started
     phases["other (metrics, judge, retain model)"] = round(wall - sum(phases.values()), 2)
     tokens = sum(p.tokens for p in passes.values()) + (retain_pass.tokens if retain_pass else 0)
@@ -500,6 +505,9 @@ def evaluate(
                 "forget_quality": fq.__doc__.strip(),
                 "truth_ratio_answers": f"{len(data.truth)} questions; answers from the {data.truth_source}",
                 "rouge_stemmer": {"stem": suite.stem, "why": suite.stem_why},
+                "model_utility": "TOFU's model utility, the harmonic mean, here of "
+                + (", ".join(utility_parts) or "nothing (no retain or unrelated set)")
+                + "; TOFU's real-authors/world-facts probabilities and truth ratios need sets not given",
             },
             "eval_cost": {
                 "wall_s": round(wall, 2),
