@@ -29,8 +29,10 @@ recipe(
 )
 recipe(
     "rmu",
-    "Li et al. 2024 (WMDP): steer layer-l activations to c*u on forget, keep them on retain",
+    "Li et al. 2024 (WMDP): steer layer-l activations to c*u on forget, keep them on retain; full mode "
+    "on mlp.down_proj of layers l-2..l, as the paper (train.mode=lora trains adapters there instead)",
     {"rmu": 1.0},
+    train_mode="full",
 )
 recipe(
     "undial",
