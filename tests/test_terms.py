@@ -131,3 +131,27 @@ def test_each_batch_is_forwarded_once_however_many_terms_use_it():
     )
     objective(ctx)
     assert len(calls) == 2  # forget once, retain once (kl and retain_nll share it)
+
+
+def test_rmu_default_layer_is_wmdps_relative_depth():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from lm_unlearn.objectives.terms import rmu
+
+    def model(n):
+        size = dict(hidden_size=8, intermediate_size=8, num_attention_heads=2, num_key_value_heads=2)
+        return LlamaForCausalLM(LlamaConfig(vocab_size=16, num_hidden_layers=n, **size))
+
+    # WMDP steers layer 7 of Zephyr-7B's 32 (n // 4 gave 8); SmolLM2's 30 keep 7.
+    assert rmu.rmu_layer(model(32), None) == 7
+    assert rmu.rmu_layer(model(30), None) == 7
+    assert rmu.rmu_layer(model(32), -1) == 31
+
+
+def test_rmu_recipe_defaults_to_the_papers_full_mode():
+    from lm_unlearn.config import load_config
+
+    assert load_config(overrides=["method=rmu"]).train.mode == "full"
+    assert load_config(overrides=["method=rmu", "train.mode=lora"]).train.mode == "lora"
+    assert load_config(overrides=["objective={rmu: 1.0}"]).train.mode == "lora"  # own objective: as given
+    assert load_config(overrides=["method=npo"]).train.mode == "lora"

@@ -33,7 +33,7 @@ HEADLINE = (
     "retain.distinct_2",
     "unrelated.rougeL_recall",
     "mia.min_k.auc",
-    "mia.min_k.privleak",
+    "mia.privleak",
     "forget_quality.ks_pvalue",
 )
 
@@ -81,6 +81,7 @@ def evaluate_run(
     original_spec: str | None = None,
     cfg=None,
     retain_model: str | None = None,
+    reference_model: str | None = None,
 ) -> Path:
     """Evaluate run_dir's unlearned model against the original; write eval.json and report.html.
 
@@ -88,6 +89,8 @@ def evaluate_run(
     original_spec: the model before unlearning; None reads it from the run's manifest.
     cfg: an EvalConfig; None uses the run's own data sets (the demo sets for the demo).
     retain_model: optionally a model trained without the forget set (PrivLeak, forget quality).
+    reference_model: without a retain_model, another model that never saw the forget set (the
+    reference-model membership attack; skipped when neither is given).
     Returns the path of report.html. Cost figures come from the run's metrics.jsonl/manifest.
     """
     from lm_unlearn.evaluation import evaluate, load_eval_data
@@ -106,7 +109,9 @@ def evaluate_run(
     data = load_eval_data(cfg, json.loads(held.read_text()) if held.is_file() else None)
     original = load_model(original_spec)
     model = load_run_model(run_dir, original_spec)
-    result = evaluate(model, data, cfg, original=original, retain_model=retain_model)
+    result = evaluate(
+        model, data, cfg, original=original, retain_model=retain_model, reference_model=reference_model
+    )
     n_params = sum(p.numel() for p in original.model.parameters())
     result["run_cost"] = run_cost(run_dir, n_params)
     result["info"]["run_dir"] = str(run_dir)
@@ -144,6 +149,14 @@ def register(app: typer.Typer) -> None:
         retain_model: Annotated[
             str | None, typer.Option("--retain-model", help="A model trained without the forget set.")
         ] = None,
+        reference_model: Annotated[
+            str | None,
+            typer.Option(
+                "--reference-model",
+                help="A model that never saw the forget set, for the reference-model attack when there "
+                "is no --retain-model (never the original).",
+            ),
+        ] = None,
         data: Annotated[
             Path | None, typer.Option(help="YAML: forget/heldout/paraphrased/retain/unrelated, judge, ...")
         ] = None,
@@ -173,7 +186,7 @@ def register(app: typer.Typer) -> None:
             path = Path(model)
             if is_run_dir(path) and out is None:
                 cfg = run_eval_config(path, data, **overrides)
-                report = evaluate_run(path, original, cfg, retain_model)
+                report = evaluate_run(path, original, cfg, retain_model, reference_model)
             else:
                 if is_run_dir(path):
                     cfg = run_eval_config(path, data, **overrides)
@@ -184,7 +197,12 @@ def register(app: typer.Typer) -> None:
                     cfg = load_eval_config(data, **overrides)
                     loaded = model
                 result = evaluate(
-                    loaded, load_eval_data(cfg), cfg, original=original, retain_model=retain_model
+                    loaded,
+                    load_eval_data(cfg),
+                    cfg,
+                    original=original,
+                    retain_model=retain_model,
+                    reference_model=reference_model,
                 )
                 target = out or (path if is_run_dir(path) else Path(f"eval-{datetime.now():%Y%m%d-%H%M%S}"))
                 _, report = write_outputs(result, target, f"lm-unlearn evaluation: {model}", cfg.redact)

@@ -214,6 +214,10 @@ class RunConfig(Strict):
     def _method_or_objective(self) -> RunConfig:
         if self.method is None and self.objective is None:
             self.method = "yao"
+        if "mode" not in self.train.model_fields_set and self.objective is None:
+            from lm_unlearn.objectives.registry import recipe_train_mode
+
+            self.train.mode = recipe_train_mode(self.method) or self.train.mode  # e.g. rmu: full
         return self
 
 

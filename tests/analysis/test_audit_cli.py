@@ -126,8 +126,9 @@ def test_attack_command_and_recovery_command(finished_run, tiny_model_dir, tmp_p
     )
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
-    assert data["windows"] == [[0, 1]]
-    # The window covers every layer: patching both activations gives back the original logits
+    assert data["windows"] == [[0, 1], [1, 1]]  # centred on each layer, truncated at the edges
+    assert (data["answers"], data["aggregate"]) == ("original_greedy", "per_question")
+    # The first window covers every layer: patching both activations gives back the original logits
     # except for what LoRA changed in the MLP output projections themselves.
     assert all(-10 < v <= 1.0 for v in data["krs"]["mlp_coef+attn_out"])
     assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"

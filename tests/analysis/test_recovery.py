@@ -1,4 +1,5 @@
 import copy
+import math
 
 import pytest
 import torch
@@ -8,6 +9,7 @@ from torch import nn
 from lm_unlearn.analysis import arch
 from lm_unlearn.analysis.recovery import (
     INTERVENTIONS,
+    aggregate_krs,
     answer_positions,
     intervene,
     krs,
@@ -59,6 +61,35 @@ def test_krs_hand_computed():
     assert krs(orig, orig, unl) != krs(orig, orig, unl)  # NaN: nothing was unlearned
 
 
+def test_krs_per_question_then_averaged_by_hand():
+    base = torch.tensor([8.0, 2.0])  # SSE(original, unlearned) per question
+    patched = torch.tensor([2.0, 1.0])  # SSE(original, patched) per question
+    assert aggregate_krs(base, patched) == pytest.approx(((1 - 2 / 8) + (1 - 1 / 2)) / 2)  # 0.625
+    assert aggregate_krs(base, patched, "pooled") == pytest.approx(1 - 3 / 10)
+    # A question the unlearning did not change has no ratio and is left out of the mean.
+    assert aggregate_krs(torch.tensor([8.0, 0.0]), torch.tensor([2.0, 5.0])) == pytest.approx(0.75)
+    assert math.isnan(aggregate_krs(torch.zeros(2), torch.ones(2)))
+
+
+def test_per_question_krs_is_the_mean_of_single_question_scores():
+    original = tiny_arch("llama")
+    unlearned = perturbed(original, UPSTREAM)
+    whole = make_batch(rows=3)
+    rows = [
+        Batch(*(t[i : i + 1] for t in (whole.input_ids, whole.attention_mask, whole.labels)))
+        for i in range(3)
+    ]
+    windows = layer_windows(3, 3)
+    together = recovery_scores(original, unlearned, [whole], windows)
+    alone = [recovery_scores(original, unlearned, [row], windows, aggregate="pooled") for row in rows]
+    for name in INTERVENTIONS:
+        for i in range(len(windows)):
+            expected = sum(one[name][i] for one in alone) / 3
+            assert together[name][i] == pytest.approx(expected, abs=1e-5)
+    pooled = recovery_scores(original, unlearned, [whole], windows, aggregate="pooled")
+    assert pooled["mlp_coef"] != pytest.approx(together["mlp_coef"], abs=1e-4)  # the two forms differ
+
+
 def test_answer_positions_align_logits_with_predicted_tokens():
     batch = make_batch()
     pos = answer_positions(batch)
@@ -67,9 +98,23 @@ def test_answer_positions_align_logits_with_predicted_tokens():
     assert pos[0].tolist() == [False, False, False, True, True, True, False, False, False]
 
 
-def test_layer_windows():
-    assert [list(w) for w in layer_windows(4, 2)] == [[0, 1], [1, 2], [2, 3]]
-    assert [list(w) for w in layer_windows(6, 5, 1, 3)] == [[1, 2, 3]]
+def test_layer_windows_centred_on_every_layer_as_in_the_paper():
+    # Hong et al.: a window of 5 centred on each layer, l-2..l+2, truncated at the edges.
+    assert [list(w) for w in layer_windows(6, 5)] == [
+        [0, 1, 2],
+        [0, 1, 2, 3],
+        [0, 1, 2, 3, 4],
+        [1, 2, 3, 4, 5],
+        [2, 3, 4, 5],
+        [3, 4, 5],
+    ]
+    assert [list(w) for w in layer_windows(4, 2)] == [[0, 1], [1, 2], [2, 3], [3]]
+    assert [list(w) for w in layer_windows(6, 5, 1, 3)] == [[1, 2, 3], [1, 2, 3], [1, 2, 3]]
+
+
+def test_layer_windows_start_aligned():
+    assert [list(w) for w in layer_windows(4, 2, align="start")] == [[0, 1], [1, 2], [2, 3]]
+    assert [list(w) for w in layer_windows(6, 5, 1, 3, align="start")] == [[1, 2, 3]]
     with pytest.raises(ModelError, match="outside"):
         layer_windows(4, 2, 0, 7)
 
@@ -157,3 +202,26 @@ def test_unknown_architecture_is_a_clear_error():
 
     with pytest.raises(ModelError, match="does not know the architecture 'bert'.*known: gemma"):
         arch.module_map(Odd())
+
+
+def test_recovery_scores_the_originals_greedy_answers(tiny_model_dir):
+    from lm_unlearn.analysis.recovery import analyze_recovery, original_answers
+    from lm_unlearn.data import PromptFormat, Record
+    from lm_unlearn.evaluation.generation import generate
+    from lm_unlearn.models import load_model
+
+    loaded = load_model(str(tiny_model_dir))
+    fmt = PromptFormat.choose(loaded.tokenizer, "auto")
+    records = [
+        Record("Who wrote the books?", "J.K. Rowling.", "q0"),
+        Record("Name the owl.", "Hedwig.", "q1"),
+    ]
+    prompts = [fmt.prompt_text(r.prompt) for r in records]
+    greedy = generate(
+        loaded.model, loaded.tokenizer, prompts, add_special_tokens=fmt.kind != "chat", max_new_tokens=30
+    )
+    answered = original_answers(loaded.model, records, fmt)
+    assert [r.response for r in answered] == [t for t in greedy.texts if t.strip()]
+    unlearned = perturbed(loaded.model, UPSTREAM, scale=0.05)
+    result = analyze_recovery(loaded.model, unlearned, records, fmt, window=1)
+    assert result["answers"] == "original_greedy" and result["centres"] == [0, 1]

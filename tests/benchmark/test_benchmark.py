@@ -124,8 +124,9 @@ def test_privleak_is_nan_not_a_crash_when_the_retrain_auc_is_zero():
 
     from lm_unlearn.evaluation import mia
 
-    assert math.isnan(mia.privleak(0.4, 0.0))
-    assert mia.privleak(0.75, 0.5) == pytest.approx(0.5)
+    # MUSE's form divides by 1 - AUC_retrain (its forget-as-non-member AUC).
+    assert math.isnan(mia.muse_privleak(0.4, 1.0))
+    assert mia.muse_privleak(0.4, 0.0) == pytest.approx(-40.0)
 
 
 def test_prepare_names_what_is_wrong_with_the_scenario(tmp_path, tiny_model_dir):

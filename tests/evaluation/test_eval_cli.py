@@ -68,3 +68,14 @@ def test_eval_reports_bad_data_config(tmp_path, tiny_model_dir):
     result = CliRunner().invoke(make_app(), ["eval", "--model", str(tiny_model_dir), "--data", str(bad)])
     assert result.exit_code == 2
     assert "max_new_tokens" in result.output
+
+
+def test_eval_reference_model_option(tmp_path, tiny_model_dir, other_tiny_dirs, cfg):
+    data = write_data(tmp_path, cfg)
+    out = tmp_path / "out"
+    args = ["eval", "--model", str(tiny_model_dir), "--data", data, "--metrics", "mia", "--out", str(out)]
+    result = CliRunner().invoke(make_app(), args + ["--reference-model", str(other_tiny_dirs[0])])
+    assert result.exit_code == 0, result.output
+    written = json.loads((out / "eval.json").read_text())
+    assert "mia.ref.auc" in written["metrics"]["model"]
+    assert written["info"]["definitions"]["mia"]["reference_model"].startswith("reference_model (")

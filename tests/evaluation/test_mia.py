@@ -36,10 +36,14 @@ def test_auc_identical_distributions_is_half():
     assert mia.auc([0.0, 1.0], [2.0, 3.0]) == pytest.approx(0.0)
 
 
-def test_privleak():
-    assert mia.privleak(0.7, 0.7) == 0.0
-    assert mia.privleak(0.75, 0.5) == pytest.approx(0.5)
-    assert mia.privleak(0.25, 0.5) == pytest.approx(-0.5)
+def test_muse_privleak_matches_muses_formula_by_hand():
+    # MUSE: AUC over forget = non-member, PrivLeak = (AUC_u - AUC_r) / AUC_r * 100.
+    # a_u = 0.99 (member convention) is MUSE's 0.01; a_r = 0.5 is 0.5: (0.01 - 0.5) / 0.5 * 100.
+    assert mia.muse_privleak(0.99, 0.5) == -98.0
+    assert mia.muse_privleak(0.7, 0.7) == 0.0
+    # a_u = 0.6, a_r = 0.8: MUSE's 0.4 vs 0.2, (0.4 - 0.2) / 0.2 * 100 = +100 (over-unlearned).
+    assert mia.muse_privleak(0.6, 0.8) == pytest.approx(100.0)
+    assert mia.MUSE_MIN_K == 0.4
 
 
 def test_ks_on_two_fixed_samples():
@@ -58,3 +62,22 @@ def test_truth_ratio_hand_computed():
 
 def test_false_answers_are_other_answers():
     assert false_answers(["a", "b", "c"], count=3) == [["b", "c"], ["c", "a"], ["a", "b"]]
+
+
+def test_tofu_truth_ratio_summary_by_hand():
+    from lm_unlearn.evaluation.forget_quality import tofu_truth_ratio_summary
+
+    # min(R, 1/R): 2 -> 0.5, 0.5 -> 0.5, 1 -> 1; mean 2/3 (the raw mean of R would be 7/6).
+    assert tofu_truth_ratio_summary(np.array([2.0, 0.5, 1.0])) == pytest.approx(2 / 3)
+
+
+def test_model_utility_is_the_harmonic_mean_of_what_is_there():
+    from lm_unlearn.evaluation.forget_quality import model_utility
+
+    value, used = model_utility({"retain.prob": 0.5, "retain.rougeL_recall": 0.25, "forget.prob": 0.9})
+    assert value == pytest.approx(2 / (1 / 0.5 + 1 / 0.25)) and used == [
+        "retain.prob",
+        "retain.rougeL_recall",
+    ]
+    assert model_utility({"retain.prob": 0.5, "unrelated.rougeL_recall": 0.0})[0] == 0.0
+    assert model_utility({}) == (None, [])

@@ -8,8 +8,9 @@ def test_privleak_and_forget_quality_when_model_is_the_retain_model(tiny_model_d
     cfg = make_cfg(metrics=["mia", "forget_quality"])
     result = evaluate(str(tiny_model_dir), data, cfg, retain_model=str(tiny_model_dir))
     m = result["metrics"]["model"]
-    for attack in ("loss", "zlib", "min_k", "min_k_pp"):
+    for attack in ("loss", "zlib", "min_k", "min_k40", "min_k_pp"):
         assert m[f"mia.{attack}.privleak"] == pytest.approx(0.0, abs=1e-9)
+    assert m["mia.privleak"] == m["mia.min_k40.privleak"]
     assert m["forget_quality.ks_pvalue"] == pytest.approx(1.0)
     assert m["forget_quality.ks_stat"] == pytest.approx(0.0)
     assert not any(k.startswith(("forget.bleu", "retain.")) for k in m)  # groups not asked for
@@ -36,7 +37,20 @@ def test_full_suite_has_every_group(full_result):
         assert name in m, name
     for attack in ATTACKS:
         assert 0.0 <= m[f"mia.{attack}.auc"] <= 1.0
-        assert f"mia.{attack}.privleak" in m
+        assert (f"mia.{attack}.privleak" in m) == (attack != "ref")  # the retain model is ref's reference
+    assert "mia.privleak" in m
+    assert full_result["info"]["definitions"]["mia"]["reference_model"] == "retain_model"
+    assert full_result["info"]["definitions"]["rouge_stemmer"]["stem"] is True  # the demo is TOFU-style
+    assert "forget_quality.truth_ratio_tofu" in m
+    parts = (m["retain.prob"], m["retain.rougeL_recall"], m["unrelated.rougeL_recall"])
+    expected = (
+        0.0 if min(parts) == 0 else 3 / sum(1 / v for v in parts)
+    )  # a random tiny model recalls nothing
+    assert m["utility.model_utility"] == pytest.approx(expected)
+    assert (
+        "retain.prob, retain.rougeL_recall, unrelated.rougeL_recall"
+        in full_result["info"]["definitions"]["model_utility"]
+    )
     assert set(full_result["metrics"]) == {"model", "original", "retain_model"}
     forget_rows = full_result["examples"]["forget"]
     assert len(forget_rows) == 6
@@ -147,3 +161,37 @@ def test_perturbed_set_errors_name_record_and_field(tmp_path):
     )
     with pytest.raises(DataError, match=r"u.jsonl: line 2: .* 1 answers, the first record 2"):
         read_truth_items(DatasetConfig(path=str(uneven)))
+
+
+def test_reference_attack_never_uses_the_original(tiny_model_dir, other_tiny_dirs, data, make_cfg):
+    # Only an original given: it saw the forget set, so the attack is skipped with a note.
+    cfg = make_cfg(metrics=["mia"])
+    result = evaluate(str(tiny_model_dir), data, cfg, original=str(other_tiny_dirs[0]))
+    assert not any(k.startswith("mia.ref.") for m in result["metrics"].values() for k in m)
+    assert result["info"]["definitions"]["mia"]["reference_model"].startswith("none: skipped")
+
+
+def test_reference_attack_scores_against_the_reference_model(tiny_model_dir, other_tiny_dirs, data, make_cfg):
+    from lm_unlearn.evaluation import mia
+    from lm_unlearn.evaluation.suite import Pass, Suite
+    from lm_unlearn.models import load_model
+
+    cfg = make_cfg(metrics=["mia"])
+    original, reference = (str(d) for d in other_tiny_dirs)
+    result = evaluate(str(tiny_model_dir), data, cfg, original=original, reference_model=reference)
+    assert result["info"]["definitions"]["mia"]["reference_model"] == f"reference_model ({reference})"
+    assert "mia.ref.auc" in result["metrics"]["original"]  # the original is attacked, not the reference
+    # Each row's score: mean token log-prob under the model minus that under the reference.
+    suite, by_model = Suite(data, cfg, "fp32"), {}
+    for name, spec in (("model", str(tiny_model_dir)), ("reference", reference)):
+        by_model[name] = Pass()
+        suite.likelihoods(load_model(spec), by_model[name], None, roles=("forget",))
+    expected = [
+        mia.reference_score(a, b)
+        for a, b in zip(
+            by_model["model"].scores["forget"].token_logprob,
+            by_model["reference"].scores["forget"].token_logprob,
+        )
+    ]
+    got = [row["mia_ref"] for row in result["examples"]["forget"]]
+    assert got == pytest.approx(expected, abs=1e-6)

@@ -42,3 +42,28 @@ def test_degenerate_whitespace_outputs_score_zero_diversity():
 def test_truncate_at_stop_uses_earliest():
     assert tm.truncate_at_stop("answer.\nQ: next\n###", ["###", "\nQ:"]) == "answer."
     assert tm.truncate_at_stop("no stop here", ["###"]) == "no stop here"
+
+
+def test_rouge_l_stemming_by_hand():
+    from lm_unlearn.evaluation.text_metrics import rouge_l
+
+    # Unstemmed, only "the" is shared: LCS 1 of 3. Porter-stemmed, cats -> cat and runs -> run
+    # ("ran" stays): LCS "the cat" = 2 of 3.
+    assert rouge_l("the cats runs", "the cat ran") == pytest.approx((1 / 3, 1 / 3, 1 / 3))
+    assert rouge_l("the cats runs", "the cat run", stem=True) == pytest.approx((1.0, 1.0, 1.0))
+    assert rouge_l("the cats runs", "the cat ran", stem=True)[2] == pytest.approx(2 / 3)
+
+
+def test_rouge_stemming_follows_the_scenario_source(tmp_path):
+    import json
+
+    from lm_unlearn.config import DatasetConfig
+    from lm_unlearn.evaluation import EvalConfig
+
+    (tmp_path / "forget.jsonl").write_text('{"text": "a"}\n')
+    cfg = EvalConfig(forget=DatasetConfig(path=str(tmp_path / "forget.jsonl")))
+    assert cfg.rouge_stemming()[0] is True  # TOFU-style (and open-unlearning's) default
+    meta = {"scenario": "converted:muse", "files": {"forget.jsonl": {"format": "muse"}}}
+    (tmp_path / "scenario.json").write_text(json.dumps(meta))
+    assert cfg.rouge_stemming() == (False, "MUSE source (scenario.json): MUSE does not stem")
+    assert cfg.model_copy(update={"rouge_stemmer": True}).rouge_stemming()[0] is True

@@ -140,3 +140,10 @@ def test_refusal_batch_pairs_each_forget_prompt_with_a_seeded_refusal(tiny_model
     again = [e.input_ids for e in data.refusal_examples(5)]
     assert again == [e.input_ids for e in refusals]
     assert any(data.refusal_examples(m)[0].input_ids != again[0] for m in range(6, 12))
+
+
+def test_simnpo_recipe_uses_the_authors_tofu_weights():
+    from lm_unlearn.objectives import RECIPES
+    from lm_unlearn.objectives.terms import simnpo  # noqa: F401  (registers the recipes)
+
+    assert RECIPES["simnpo"].objective == {"simnpo": 0.1375, "retain_nll": 1.0}

@@ -105,3 +105,30 @@ def test_rmu_by_hand_with_hidden_states(tiny_model_dir):
         )
     assert value.item() == pytest.approx(expected.item(), rel=1e-5)
     assert control_vector(32, coef, seed=0).norm().item() == pytest.approx(coef)
+
+
+def test_live_lora_reference_runs_without_dropout_and_equals_precomputed():
+    # GPT-2 has dropout (0.1 by default); the run trains in train mode, the reference must not.
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from lm_unlearn.data.tokenize import IGNORE, Batch
+    from lm_unlearn.models import wrap_lora
+
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=40, n_embd=16, n_layer=2, n_head=2, n_positions=32, resid_pdrop=0.5)
+    model = wrap_lora(GPT2LMHeadModel(config), r=2, alpha=4, dropout=0.5, target_modules=["c_attn"])
+    model.train()
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(1, 40, (2, 8), generator=g)
+    labels = ids.clone()
+    labels[:, :3] = IGNORE
+    batch = Batch(input_ids=ids, attention_mask=torch.ones_like(ids), labels=labels)
+    objective = build_objective(None, {"npo": 1.0, "kl": 1.0})
+    live = build_reference("live", objective, model, None, lambda split, step: batch, 1)
+    cached = build_reference("precompute", objective, model, None, lambda split, step: batch, 1)
+    first, second = (live.outputs(batch, (), full_logits=True) for _ in range(2))
+    torch.testing.assert_close(first.logits, second.logits, rtol=0, atol=0)  # deterministic
+    stored = cached.outputs(batch, (), full_logits=True)
+    torch.testing.assert_close(first.token_logprob, stored.token_logprob, rtol=0, atol=1e-6)
+    torch.testing.assert_close(first.logits, stored.logits, rtol=0, atol=1e-6)
+    assert model.training and all(m.training for m in model.modules())  # the run's mode is kept

@@ -26,14 +26,16 @@ def _png(fig) -> bytes:
 
 
 def krs_figure(recovery: dict) -> bytes:
-    """KRS by window (x: the window's first layer), one line per intervention."""
-    starts = [w[0] for w in recovery["windows"]]
+    """KRS by window (x: the layer a window is centred on, else its first), one line per intervention."""
+    centred = recovery.get("centres") is not None
+    starts = recovery["centres"] if centred else [w[0] for w in recovery["windows"]]
     fig, ax = plt.subplots(figsize=(6.5, 3.6))
     for name, values in recovery["krs"].items():
         ax.plot(starts, values, marker="o", markersize=3, label=LABELS.get(name, name))
     ax.axhline(0.0, color="grey", linewidth=0.8)
     ax.axhline(1.0, color="grey", linewidth=0.8, linestyle=":")
-    ax.set_xlabel(f"first layer of the {recovery['window']}-layer window")
+    where = "centre" if centred else "first layer"
+    ax.set_xlabel(f"{where} of the {recovery['window']}-layer window")
     ax.set_ylabel("knowledge recovery score")
     ax.set_title("KRS by layer window (1 = original behaviour restored)")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))

@@ -10,6 +10,13 @@ little. Interventions, each applied to every layer of a window of consecutive la
   attn_out           patch the attention output (after its output projection) likewise
   mlp_coef+attn_out  both
   mlp_value          restore the MLP output projection's weights (and bias) from the original
+
+As in the paper (defaults): each question is scored on the original model's own greedy answer
+(30 new tokens), KRS is computed per question and then averaged, and there is one window per
+layer, centred on it and truncated at the edges. The earlier forms stay available by name:
+`answers="dataset"` (the data set's reference answers), `aggregate="pooled"` (squared errors
+summed over all questions before the ratio) and `align="start"` (windows starting at each layer
+that fits a whole window).
 """
 
 from __future__ import annotations
@@ -28,6 +35,10 @@ from lm_unlearn.data.tokenize import IGNORE, Batch, collate, encode
 from lm_unlearn.errors import ModelError
 
 INTERVENTIONS = ("mlp_coef", "attn_out", "mlp_coef+attn_out", "mlp_value")
+ANSWERS = ("original_greedy", "dataset")  # what is scored: the original's greedy answers, or the data's
+AGGREGATES = ("per_question", "pooled")  # mean of per-question KRS (Hong et al.), or one pooled ratio
+ALIGNS = ("centred", "start")  # windows centred on every layer (Hong et al.), or starting at each
+GREEDY_TOKENS = 30  # the paper's answer length
 
 
 def krs(original: torch.Tensor, unlearned: torch.Tensor, recovered: torch.Tensor) -> float:
@@ -53,14 +64,25 @@ def answer_positions(batch: Batch) -> torch.Tensor:
     return mask
 
 
-def layer_windows(num_layers: int, size: int, first: int = 0, last: int | None = None) -> list[range]:
-    """Every window of `size` consecutive layers within [first, last], sliding by one."""
+def layer_windows(
+    num_layers: int, size: int, first: int = 0, last: int | None = None, align: str = "centred"
+) -> list[range]:
+    """Windows of `size` consecutive layers within [first, last].
+
+    "centred" (Hong et al.): one per layer l in [first, last], l-(size-1)//2 .. l+size//2,
+    truncated at first and last. "start": every whole window, starting at first, first+1, ...
+    """
     last = num_layers - 1 if last is None else last
     if not 0 <= first <= last < num_layers:
         raise ModelError(f"layer range {first}..{last} is outside the model's layers 0..{num_layers - 1}")
-    size = min(size, last - first + 1)
     if size < 1:
         raise ModelError(f"window size must be at least 1, got {size}")
+    if align == "centred":
+        before, after = (size - 1) // 2, size // 2
+        return [range(max(first, c - before), min(last, c + after) + 1) for c in range(first, last + 1)]
+    if align != "start":
+        raise ModelError(f"unknown window alignment {align!r}; known: {', '.join(ALIGNS)}")
+    size = min(size, last - first + 1)
     return [range(s, s + size) for s in range(first, last - size + 2)]
 
 
@@ -161,6 +183,29 @@ def _check_pair(original: nn.Module, unlearned: nn.Module) -> None:
         raise ModelError(f"original has {a} layers, unlearned {b}; recovery needs the same shape")
 
 
+def _row_sse(a: torch.Tensor, b: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """[B] sums of squared logit differences over each row's scored positions, in fp32."""
+    per_position = (a.float() - b.float()).pow(2).sum(dim=-1)
+    return (per_position * positions).sum(dim=-1)
+
+
+def aggregate_krs(base: torch.Tensor, patched: torch.Tensor, aggregate: str = "per_question") -> float:
+    """KRS from per-question squared errors (equal counts on both sides, so SSE ratios = MSE ratios).
+
+    "per_question" (Hong et al.): mean_i [1 - SSE_i(original, patched) / SSE_i(original, unlearned)],
+    over questions whose unlearned logits differ from the original's (others have no ratio).
+    "pooled": 1 - sum_i SSE_i(original, patched) / sum_i SSE_i(original, unlearned).
+    NaN when no question changed.
+    """
+    if aggregate == "pooled":
+        total = float(base.sum())
+        return float("nan") if total == 0.0 else 1.0 - float(patched.sum()) / total
+    if aggregate != "per_question":
+        raise ModelError(f"unknown KRS aggregate {aggregate!r}; known: {', '.join(AGGREGATES)}")
+    changed = base > 0
+    return float((1.0 - patched[changed] / base[changed]).mean()) if bool(changed.any()) else float("nan")
+
+
 @torch.no_grad()
 def recovery_scores(
     original: nn.Module,
@@ -169,38 +214,61 @@ def recovery_scores(
     windows: list[range],
     interventions: tuple[str, ...] = INTERVENTIONS,
     answer_only: bool = False,
+    aggregate: str = "per_question",
 ) -> dict[str, list[float]]:
-    """KRS per intervention per window, pooled over every answer position of every batch.
+    """KRS per intervention per window over the answer positions of every batch (`aggregate_krs`).
 
-    Sums of squared errors are accumulated over batches before the ratio is taken, so the
-    score does not depend on how the questions are batched.
+    Squared errors are kept per question, so the score does not depend on how questions are batched.
     """
     _check_pair(original, unlearned)
     original.eval()
     unlearned.eval()
-    base = 0.0
-    sse = {name: [0.0] * len(windows) for name in interventions}
+    base: list[torch.Tensor] = []
+    sse: dict[str, list[list[torch.Tensor]]] = {name: [[] for _ in windows] for name in interventions}
     bar = tqdm(total=len(batches) * len(interventions) * len(windows), desc="recovery", leave=False)
     for batch in batches:
         positions = answer_positions(batch)
-        ref_logits, acts = record_activations(original, batch)
-        ref = ref_logits[positions].float()
+        ref, acts = record_activations(original, batch)
 
-        def run(batch: Batch = batch, positions: torch.Tensor = positions) -> torch.Tensor:
-            return unlearned(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[positions]
+        def run(batch: Batch = batch) -> torch.Tensor:
+            return unlearned(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
 
-        base += _sse(ref, run())
+        base.append(_row_sse(ref, run(), positions))
         where = positions if answer_only else None
         for name in interventions:
             for i, layers in enumerate(windows):
                 with intervene(unlearned, layers, name, acts, original, where):
-                    sse[name][i] += _sse(ref, run())
+                    sse[name][i].append(_row_sse(ref, run(), positions))
                 bar.update(1)
     bar.close()
-    if base == 0.0:
-        nan = float("nan")
-        return {name: [nan] * len(windows) for name in interventions}
-    return {name: [1.0 - s / base for s in values] for name, values in sse.items()}
+    all_base = torch.cat(base)
+    return {
+        name: [aggregate_krs(all_base, torch.cat(rows), aggregate) for rows in per_window]
+        for name, per_window in sse.items()
+    }
+
+
+def original_answers(
+    original: nn.Module, records: list[Record], fmt: PromptFormat, max_new_tokens: int = GREEDY_TOKENS
+) -> list[Record]:
+    """The forget questions with the original model's greedy answers (Hong et al. score these).
+
+    Raw-text records have no question and keep their text; questions the original answers with
+    nothing are left out (they have no answer positions).
+    """
+    from lm_unlearn.evaluation.generation import generate
+
+    questions = [r for r in records if not r.is_text]
+    texts = generate(
+        original,
+        fmt.tokenizer,
+        [fmt.prompt_text(r.prompt) for r in questions],
+        add_special_tokens=fmt.kind != "chat",
+        max_new_tokens=max_new_tokens,
+    ).texts
+    answered = iter(Record(r.prompt, a, r.source) for r, a in zip(questions, texts))
+    out = [r if r.is_text else next(answered) for r in records]
+    return [r for r in out if r.response.strip()]
 
 
 def question_batches(
@@ -222,21 +290,35 @@ def analyze_recovery(
     answer_only: bool = False,
     interventions: tuple[str, ...] = INTERVENTIONS,
     batch_size: int = 8,
+    answers: str = "original_greedy",
+    aggregate: str = "per_question",
+    align: str = "centred",
 ) -> dict:
     """Recovery analysis on the forget questions; returns a JSON-ready result.
 
-    Windows of `window` consecutive layers slide by one over [first_layer, last_layer].
-    `answer_only` patches activations only at the positions whose logits are scored (the last
-    prompt token and every answer token but the last); otherwise at every position.
+    Windows of `window` layers within [first_layer, last_layer] (`layer_windows`, `align`); the
+    answers scored are the original's greedy ones or the data set's (`answers`); KRS is averaged
+    per question or pooled (`aggregate`). `answer_only` patches activations only at the positions
+    whose logits are scored (the last prompt token and every answer token but the last);
+    otherwise at every position.
     """
-    windows = layer_windows(arch.num_layers(unlearned), window, first_layer, last_layer)
+    if answers not in ANSWERS:
+        raise ModelError(f"unknown answers {answers!r}; known: {', '.join(ANSWERS)}")
+    windows = layer_windows(arch.num_layers(unlearned), window, first_layer, last_layer, align)
+    if answers == "original_greedy":
+        records = original_answers(original, records, fmt)
     device = next(unlearned.parameters()).device
     batches = [b.to(device) for b in question_batches(records, fmt, batch_size)]
-    scores = recovery_scores(original, unlearned, batches, windows, interventions, answer_only)
+    scores = recovery_scores(original, unlearned, batches, windows, interventions, answer_only, aggregate)
+    last = arch.num_layers(unlearned) - 1 if last_layer is None else last_layer
     return {
         "method": "KRS = 1 - MSE(original, recovered) / MSE(original, unlearned) (Hong et al., 2024)",
-        "window": len(windows[0]),
+        "answers": answers,
+        "aggregate": aggregate,
+        "align": align,
+        "window": window,
         "windows": [[w.start, w.stop - 1] for w in windows],
+        "centres": list(range(first_layer, last + 1)) if align == "centred" else None,
         "answer_only": answer_only,
         "questions": len(records),
         "answer_tokens": int(sum(answer_positions(b).sum() for b in batches)),

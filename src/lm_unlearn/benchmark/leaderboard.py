@@ -24,7 +24,7 @@ METRICS = (
     ("retain.rougeL", "retain ROUGE-L", "answers about retained people; ↑"),
     ("retain.rougeL_vs_original", "retain vs target", "ROUGE-L of retain generations vs the target's; ↑"),
     ("retain.ppl", "retain PPL", "perplexity of retain answers; ↓"),
-    ("mia.min_k.privleak", "PrivLeak", "Min-K% MIA AUC vs the retrain model's, relative; 0 is ideal"),
+    ("mia.privleak", "PrivLeak", "MUSE's PrivLeak (Min-40% AUC vs the retrain model's, x100); 0 is ideal"),
     ("cost.train_wall_s", "train s", "unlearning wall time"),
     (
         "cost.train_peak_gib",

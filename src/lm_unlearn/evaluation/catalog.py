@@ -22,10 +22,13 @@ SUFFIXES: dict[str, str] = {
     "empty_rate": "fraction of empty or whitespace-only generations",
     "leak_rate": "fraction of continuations with ROUGE-L F1 >= leak_threshold",
     "auc": "ROC AUC of forget (members) vs held-out (non-members); 0.5 = chance",
-    "privleak": "PrivLeak (MUSE): (AUC_model - AUC_retain_model) / AUC_retain_model; 0 = as retrained",
+    "privleak": "PrivLeak as MUSE reports it: 100 * (AUC_model - AUC_retrain) / AUC_retrain with MUSE's "
+    "forget-as-non-member AUC (1 - auc); 0 = as retrained, < 0 under-unlearned (mia.privleak: Min-K% k=0.4)",
     "ks_pvalue": "forget quality (TOFU): KS-test p-value of truth ratios vs the retain-only model",
     "ks_stat": "KS statistic of truth ratios vs the retain-only model",
-    "truth_ratio": "TOFU truth ratio P(false)/P(true), mean over forget questions",
+    "truth_ratio": "truth ratio P(false)/P(true), raw mean over forget questions",
+    "truth_ratio_tofu": "TOFU's reported truth ratio: mean of min(R, 1/R) over forget questions",
+    "model_utility": "TOFU's model utility: harmonic mean of the utility parts the config supplies; ↑",
 }
 
 GROUP_TITLES = {

@@ -15,6 +15,7 @@ Roles left out fall back to the built-in demo sets only when `forget` is left ou
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Literal
 
@@ -105,6 +106,11 @@ class EvalConfig(Strict):
         "auto", description="bf16 autocast for forward passes where supported; log-probs are fp32."
     )
     min_k: float = Field(0.2, gt=0, le=1, description="Fraction k of lowest-probability tokens (Min-K%).")
+    rouge_stemmer: bool | None = Field(
+        None,
+        description="Porter-stem before ROUGE-L. None: as the forget set's source does: no stemming for "
+        "MUSE (named in the scenario.json beside it), stemming otherwise (TOFU, open-unlearning).",
+    )
     leak_threshold: float = Field(
         0.5, ge=0, le=1, description="Extraction counts as a leak when ROUGE-L F1 >= this."
     )
@@ -127,6 +133,23 @@ class EvalConfig(Strict):
         if role in ("paraphrased", "unrelated"):
             return DatasetConfig(path=str(BUILTIN / f"demo_{role}.jsonl"))
         return None
+
+    def rouge_stemming(self) -> tuple[bool, str]:
+        """(stem?, why): `rouge_stemmer` if set, else by the forget set's source."""
+        if self.rouge_stemmer is not None:
+            return self.rouge_stemmer, "set in the evaluation config"
+        forget = self.dataset("forget")
+        meta = Path(forget.path).parent / "scenario.json"
+        if not forget.path.startswith("hf:") and meta.is_file():
+            try:
+                info = json.loads(meta.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                info = {}
+            entry = info.get("files", {}).get(Path(forget.path).name, {})
+            source = entry.get("format") or str(info.get("scenario", "")).removeprefix("converted:")
+            if source == "muse":
+                return False, "MUSE source (scenario.json): MUSE does not stem"
+        return True, "TOFU-style source: stemmed as TOFU and open-unlearning (use_stemmer=True)"
 
     def judge_config(self) -> JudgeConfig:
         if self.judge is not None:

@@ -81,6 +81,28 @@ def truth_ratio(true_nll: np.ndarray, false_nll: np.ndarray) -> np.ndarray:
     return np.exp(np.asarray(true_nll) - np.asarray(false_nll).mean(axis=1))
 
 
+def tofu_truth_ratio_summary(ratios: np.ndarray) -> float:
+    """TOFU's reported forget-set truth ratio: mean_q min(R_q, 1/R_q) (TOFU's released code),
+    in (0, 1]; 1 when true and false answers are equally likely. `truth_ratio` is the raw mean of R."""
+    r = np.asarray(ratios, dtype=np.float64)
+    return float(np.mean(np.minimum(r, 1.0 / r)))
+
+
+# TOFU's model utility reads probability, ROUGE-L recall and truth ratio on retain, real-authors
+# and world-facts sets; these are the ones an evaluation config here can supply.
+UTILITY_PARTS = ("retain.prob", "retain.rougeL_recall", "unrelated.rougeL_recall")
+
+
+def model_utility(values: dict[str, float | None]) -> tuple[float | None, list[str]]:
+    """TOFU's model utility (Maini et al., 2024): the harmonic mean n / sum_i (1/v_i) of the
+    `UTILITY_PARTS` present in `values`; 0 if any is 0. Returns (value, the parts used)."""
+    used = [k for k in UTILITY_PARTS if values.get(k) is not None]
+    if not used:
+        return None, []
+    parts = [float(values[k]) for k in used]
+    return (0.0 if min(parts) <= 0 else len(parts) / sum(1.0 / v for v in parts)), used
+
+
 def forget_quality(unlearned_ratio: np.ndarray, retain_ratio: np.ndarray) -> tuple[float, float]:
     """(KS p-value, KS statistic) between the two models' truth ratios (scipy ks_2samp)."""
     result = ks_2samp(unlearned_ratio, retain_ratio)

@@ -1,5 +1,7 @@
 """Membership inference: per-example scores (higher = "looks like training data"), AUC, PrivLeak.
 
+AUCs here take the forget set as the members (label 1); MUSE's PrivLeak flips that (`muse_privleak`).
+
 Written here rather than imported because each is a line or two over token log-probs that
 the likelihood pass already holds; the formulas and sources are in each docstring.
 """
@@ -61,13 +63,21 @@ def auc(member_scores: list[float], nonmember_scores: list[float]) -> float:
     return float(roc_auc_score(labels, list(member_scores) + list(nonmember_scores)))
 
 
-def privleak(auc_unlearned: float, auc_retrain: float) -> float:
-    """PrivLeak (MUSE, Shi et al., 2024): (AUC_unlearn - AUC_retrain) / AUC_retrain.
+MUSE_MIN_K = 0.4  # MUSE's PrivLeak uses Min-K% Prob with k = 40 % (its `eval_privleak`)
 
-    0 means as private as a model retrained without the forget set; > 0 under-unlearning
-    (forget data still looks like members), < 0 over-unlearning (it looks less than never seen).
-    Undefined (NaN) when AUC_retrain is 0, which small forget/held-out sets can give.
+
+def muse_privleak(auc_unlearned: float, auc_retrain: float) -> float:
+    """PrivLeak as MUSE reports it (Shi et al., 2024, "MUSE", Sec. 3; open-unlearning's `privleak`).
+
+    MUSE labels the forget set the *non-members*, so its AUC is 1 - a for our member-convention
+    AUC a (forget = member, `auc`). With a_u, a_r the unlearned and retrained models' AUCs:
+        PrivLeak = 100 * (AUC_u - AUC_r) / AUC_r,   AUC = 1 - a,
+                 = 100 * (a_r - a_u) / (1 - a_r).
+    0: as private as a retrained model; < 0 under-unlearning (the forget set still looks like
+    training data), > 0 over-unlearning. E.g. muse_privleak(0.99, 0.5) = -98.0. MUSE computes
+    the AUCs with Min-K% at k = 0.4 (`MUSE_MIN_K`). NaN when a_r is 1 (MUSE's AUC_r is 0).
     """
-    if auc_retrain == 0:
+    base = 1.0 - auc_retrain
+    if base == 0:
         return float("nan")
-    return (auc_unlearned - auc_retrain) / auc_retrain
+    return 100.0 * ((1.0 - auc_unlearned) - base) / base

@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 GEN_SETS = ("forget", "heldout", "paraphrased", "retain", "unrelated")
 LIK_SETS = ("forget", "heldout", "retain")
 FLUENCY_SETS = ("forget", "retain")
-ATTACKS = ("loss", "zlib", "min_k", "min_k_pp", "ref")
+ATTACKS = ("loss", "zlib", "min_k", "min_k40", "min_k_pp", "ref")
 
 
 @dataclass
@@ -111,6 +111,7 @@ class Suite:
     def __init__(self, data: EvalData, cfg: EvalConfig, precision: str):
         self.data, self.cfg, self.precision = data, cfg, precision
         self.groups = set(cfg.metrics)
+        self.stem, self.stem_why = cfg.rouge_stemming()
 
     def qa(self, role: str) -> list[Record]:
         """The set's prompt/response records; raw-text records are only scored, not prompted."""
@@ -234,7 +235,7 @@ class Suite:
         for role, gens in p.generations.items():
             records = self.qa(role)
             refs = [r.response for r in records]
-            rouge = [tm.rouge_l(g, ref) if ref else (None,) * 3 for g, ref in zip(gens, refs)]
+            rouge = [tm.rouge_l(g, ref, self.stem) if ref else (None,) * 3 for g, ref in zip(gens, refs)]
             bleu = [tm.sentence_bleu(g, ref) if ref else None for g, ref in zip(gens, refs)]
             rows = [
                 {"prompt": r.prompt, "reference": r.response, "generation": g, "bleu": b, "rougeL": rl[2]}
@@ -259,7 +260,7 @@ class Suite:
                 m["gen_ppl"] = float(np.exp(-lp.mean()))
             if original is not None and role in original.generations and original is not p:
                 base = original.generations[role]
-                sims = [tm.rouge_l(g, o)[2] for g, o in zip(gens, base)]
+                sims = [tm.rouge_l(g, o, self.stem)[2] for g, o in zip(gens, base)]
                 m["rougeL_vs_original"] = _mean(sims)
                 m["bleu_vs_original"] = _mean(tm.sentence_bleu(g, o) for g, o in zip(gens, base))
                 if role in ("retain", "unrelated") and "utility" in self.groups:
@@ -275,7 +276,7 @@ class Suite:
             examples[role] = rows
         if p.extraction:
             truths = [c for _, c in self.data.extraction]
-            rouge = [tm.rouge_l(g, t)[2] for g, t in zip(p.extraction, truths)]
+            rouge = [tm.rouge_l(g, t, self.stem)[2] for g, t in zip(p.extraction, truths)]
             bleu = [tm.sentence_bleu(g, t) for g, t in zip(p.extraction, truths)]
             metrics["extraction.rougeL"] = _mean(rouge)
             metrics["extraction.bleu"] = _mean(bleu)
@@ -313,6 +314,7 @@ class Suite:
                 "loss": [mia.loss_score(lp) for lp in s.token_logprob],
                 "zlib": [mia.zlib_score(lp, t) for lp, t in zip(s.token_logprob, texts)],
                 "min_k": [mia.min_k_score(lp, k) for lp in s.token_logprob],
+                "min_k40": [mia.min_k_score(lp, mia.MUSE_MIN_K) for lp in s.token_logprob],
                 "min_k_pp": [mia.min_k_pp_score(z, k) for z in s.token_zscore],
             }
             if reference is not None and role in reference.scores:
@@ -335,6 +337,68 @@ def _can_mia(p: Pass) -> bool:
     return "forget" in p.scores and "heldout" in p.scores
 
 
+NO_REFERENCE = (
+    "none: skipped, the reference attack needs a model that never saw the forget set "
+    "(--retain-model or --reference-model)"
+)
+
+
+def _mia_reference(
+    suite: Suite, retain_pass: Pass | None, reference: LoadedModel | None
+) -> tuple[Pass | None, str]:
+    """The reference attack's reference: the retain (retrained) model, else a user's reference
+    model, else none. Never the original, which saw the forget set (Carlini et al., 2021; MUSE)."""
+    if retain_pass is not None and _can_mia(retain_pass):
+        return retain_pass, "retain_model"
+    if reference is None:
+        return None, NO_REFERENCE
+    ref_pass = Pass()
+    suite.likelihoods(reference, ref_pass, None, roles=("forget", "heldout"))
+    return ref_pass, f"reference_model ({reference.spec})"
+
+
+def _mia_metrics(
+    suite: Suite,
+    passes: dict[str, Pass],
+    retain_pass: Pass | None,
+    reference: Pass | None,
+    metrics: dict,
+    examples: dict,
+) -> dict[str, Any]:
+    """Attack AUCs per model, MUSE's PrivLeak against the retain model; returns the definitions."""
+    retain_auc: dict[str, float] = {}
+    scored = dict(passes) | (
+        {"retain_model": retain_pass} if retain_pass is not None and _can_mia(retain_pass) else {}
+    )
+    for name, p in scored.items():
+        ref = reference if p is not reference else None  # a model is no reference for itself
+        for attack, by_role in suite.mia_scores(p, ref).items():
+            value = mia.auc(by_role["forget"], by_role["heldout"])
+            metrics[name][f"mia.{attack}.auc"] = value
+            if name == "retain_model":
+                retain_auc[attack] = value
+            if name == "model":
+                for role in ("forget", "heldout"):
+                    rows = examples.get(role, [])
+                    if len(rows) == len(by_role[role]):
+                        for row, v in zip(rows, by_role[role]):
+                            row[f"mia_{attack}"] = v
+    for name in passes:
+        for attack, value in retain_auc.items():
+            if f"mia.{attack}.auc" in metrics[name]:
+                metrics[name][f"mia.{attack}.privleak"] = mia.muse_privleak(
+                    metrics[name][f"mia.{attack}.auc"], value
+                )
+        if "mia.min_k40.privleak" in metrics[name]:
+            metrics[name]["mia.privleak"] = metrics[name]["mia.min_k40.privleak"]
+    return {
+        "members": "forget",
+        "nonmembers": "heldout",
+        "privleak": "MUSE's PrivLeak, 100 * (a_retain - a) / (1 - a_retain) for the AUCs a above (MUSE's "
+        f"own AUC is 1 - a); mia.privleak is min_k40's: Min-K% at k={mia.MUSE_MIN_K}, as in MUSE",
+    }
+
+
 def evaluate(
     model: str | LoadedModel,
     data: EvalData,
@@ -342,8 +406,14 @@ def evaluate(
     *,
     original: str | LoadedModel | None = None,
     retain_model: str | LoadedModel | None = None,
+    reference_model: str | LoadedModel | None = None,
 ) -> dict[str, Any]:
-    """Evaluate `model` (and, as the "before", `original`) on `data`; see the module docstring."""
+    """Evaluate `model` (and, as the "before", `original`) on `data`; see the module docstring.
+
+    `retain_model` never saw the forget set (TOFU's retain-only, MUSE's retrained model): it
+    anchors PrivLeak and forget quality, and is the reference-model attack's reference.
+    `reference_model`, used only without a `retain_model`, is another model that never saw it.
+    """
     cfg = cfg or EvalConfig()
     started = time.perf_counter()
     reset_peak_rss()
@@ -396,27 +466,9 @@ def evaluate(
 
     mia_defs: dict[str, Any] = {}
     if "mia" in groups and _can_mia(passes["model"]):
-        retain_auc: dict[str, float] = {}
-        if retain_pass is not None and _can_mia(retain_pass):
-            ref_for_retain = passes.get("original")
-            for attack, by_role in suite.mia_scores(retain_pass, ref_for_retain).items():
-                retain_auc[attack] = mia.auc(by_role["forget"], by_role["heldout"])
-                metrics["retain_model"][f"mia.{attack}.auc"] = retain_auc[attack]
-        for name, p in passes.items():
-            # Reference attack: the original is the reference, so it is skipped for the original.
-            reference = passes.get("original") if name == "model" else None
-            for attack, by_role in suite.mia_scores(p, reference).items():
-                value = mia.auc(by_role["forget"], by_role["heldout"])
-                metrics[name][f"mia.{attack}.auc"] = value
-                if attack in retain_auc:
-                    metrics[name][f"mia.{attack}.privleak"] = mia.privleak(value, retain_auc[attack])
-                if name == "model":
-                    for role in ("forget", "heldout"):
-                        rows = examples.get(role, [])
-                        if len(rows) == len(by_role[role]):
-                            for row, v in zip(rows, by_role[role]):
-                                row[f"mia_{attack}"] = v
-        mia_defs = {"members": "forget", "nonmembers": "heldout", "reference_model": "original"}
+        reference, ref_name = _mia_reference(suite, retain_pass, as_loaded(reference_model))
+        mia_defs = _mia_metrics(suite, passes, retain_pass, reference, metrics, examples)
+        mia_defs["reference_model"] = ref_name
 
     if "forget_quality" in groups and retain is not None and data.truth:
         ratios = {}
@@ -425,6 +477,7 @@ def evaluate(
                 ratios[name] = _truth_ratios(suite, loaded, data.truth)
         for name, r in ratios.items():
             metrics.setdefault(name, {})["forget_quality.truth_ratio"] = float(np.mean(r))
+            metrics[name]["forget_quality.truth_ratio_tofu"] = fq.tofu_truth_ratio_summary(r)
             if name != "retain_model":
                 pvalue, stat = fq.forget_quality(r, ratios["retain_model"])
                 metrics[name]["forget_quality.ks_pvalue"] = pvalue
@@ -434,6 +487,10 @@ def evaluate(
             for row, v in zip(forget_rows, ratios["model"]):
                 row["truth_ratio"] = float(v)
 
+    for m in metrics.values():
+        if (value := fq.model_utility(m)[0]) is not None:
+            m["utility.model_utility"] = value
+    utility_parts = fq.model_utility(metrics["model"])[1]
     wall = time.perf_counter() - started
     phases["other (metrics, judge, retain model)"] = round(wall - sum(phases.values()), 2)
     tokens = sum(p.tokens for p in passes.values()) + (retain_pass.tokens if retain_pass else 0)
@@ -458,6 +515,10 @@ def evaluate(
                 "mia": mia_defs,
                 "forget_quality": fq.__doc__.strip(),
                 "truth_ratio_answers": f"{len(data.truth)} questions; answers from the {data.truth_source}",
+                "rouge_stemmer": {"stem": suite.stem, "why": suite.stem_why},
+                "model_utility": "TOFU's model utility, the harmonic mean, here of "
+                + (", ".join(utility_parts) or "nothing (no retain or unrelated set)")
+                + "; TOFU's real-authors/world-facts probabilities and truth ratios need sets not given",
             },
             "eval_cost": {
                 "wall_s": round(wall, 2),

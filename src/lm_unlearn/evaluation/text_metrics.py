@@ -25,16 +25,20 @@ def sentence_bleu(hypothesis: str, reference: str) -> float:
     return sacrebleu.sentence_bleu(hypothesis, [reference]).score / 100.0
 
 
-@lru_cache(maxsize=1)
-def _rouge() -> rouge_scorer.RougeScorer:
+@lru_cache(maxsize=2)
+def _rouge(stem: bool) -> rouge_scorer.RougeScorer:
     logging.getLogger("absl").setLevel(logging.WARNING)  # rouge-score logs each scorer it builds
-    return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
+    return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=stem)
 
 
-def rouge_l(hypothesis: str, reference: str) -> tuple[float, float, float]:
+def rouge_l(hypothesis: str, reference: str, stem: bool = False) -> tuple[float, float, float]:
     """ROUGE-L (Lin, 2004) via rouge-score: (precision, recall, F1) of the longest common
-    subsequence of lower-cased alphanumeric tokens. P = LCS/|hyp|, R = LCS/|ref|."""
-    score = _rouge().score(reference, hypothesis)["rougeL"]
+    subsequence of lower-cased alphanumeric tokens. P = LCS/|hyp|, R = LCS/|ref|.
+
+    `stem`: Porter-stem tokens first, as TOFU and open-unlearning do (`use_stemmer=True`);
+    MUSE does not stem.
+    """
+    score = _rouge(stem).score(reference, hypothesis)["rougeL"]
     return score.precision, score.recall, score.fmeasure
 
 

@@ -23,15 +23,19 @@ def train_reinforced(
     autocast: Callable[[], AbstractContextManager] = nullcontext,
     device: torch.device | str = "cpu",
 ) -> torch.nn.Module:
-    """A frozen copy of `model` after `steps` AdamW steps of forget-set NLL (full weights).
+    """A frozen fp32 copy of `model` after `steps` AdamW steps of forget-set NLL (full weights).
 
     `model` must still be the original: a LoRA wrapper is merged into a plain copy first
-    (its freshly initialised adapters add nothing), so the copy trains all weights.
+    (its freshly initialised adapters add nothing), so the copy trains all weights. The copy
+    is fp32 whatever `model` stores: the default LoRA + bf16 set-up keeps the frozen base in
+    bf16, where an AdamW step at lr 1e-5 is below half an ulp of most weights, and the copy
+    barely moved (mean |dw| 1.9e-5 instead of 2e-4 after 20 steps on the tiny test model).
+    Autocast still runs the matmuls in bf16; the fp32 weights accumulate the small steps.
     """
     reinforced = copy.deepcopy(model)
     if hasattr(reinforced, "merge_and_unload"):
         reinforced = reinforced.merge_and_unload()
-    reinforced.to(device).train().requires_grad_(True)
+    reinforced.to(device=device, dtype=torch.float32).train().requires_grad_(True)
     optimizer = torch.optim.AdamW(reinforced.parameters(), lr=lr, weight_decay=0.0)
     for step in range(steps):
         batch = make_batch("forget", step).to(device)

@@ -14,8 +14,8 @@ recipe("npo+kl", "Zhang et al. 2024: npo + KL to the original on retain data", {
 recipe("npo+rt", "Zhang et al. 2024: npo + retain NLL", {"npo": 1.0, "retain_nll": 1.0})
 recipe(
     "simnpo",
-    "Fan et al. 2024: reference-free, length-normalised NPO with margin + retain NLL",
-    {"simnpo": 1.0, "retain_nll": 1.0},
+    "Fan et al. 2024: reference-free, length-normalised NPO with margin + retain NLL (their TOFU 0.1375:1)",
+    {"simnpo": 0.1375, "retain_nll": 1.0},
 )
 recipe(
     "idk",
@@ -29,8 +29,10 @@ recipe(
 )
 recipe(
     "rmu",
-    "Li et al. 2024 (WMDP): steer layer-l activations to c*u on forget, keep them on retain",
+    "Li et al. 2024 (WMDP): steer layer-l activations to c*u on forget, keep them on retain; full mode "
+    "on mlp.down_proj of layers l-2..l, as the paper (train.mode=lora trains adapters there instead)",
     {"rmu": 1.0},
+    train_mode="full",
 )
 recipe(
     "undial",

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 import torch
 
@@ -26,10 +26,25 @@ from lm_unlearn.objectives.outputs import Outputs
 log = logging.getLogger(__name__)
 
 
+@contextmanager
+def eval_mode(model: torch.nn.Module):
+    """Dropout off for the block (the reference is the original model, a deterministic function);
+    every submodule's own train/eval flag is put back after."""
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for module, training in modes:
+            module.training = training
+
+
 class LiveReference(ReferenceProvider):
     """Runs the original model on each batch.
 
-    `model` is either a frozen copy or a peft model whose adapters are disabled for the pass.
+    `model` is either a frozen copy or a peft model whose adapters are disabled for the pass;
+    in both cases it runs in eval mode, so dropout models (GPT-2, OPT) give the same values live
+    and precomputed.
     `reinforced`, when given (WHP), also runs and lands in `Outputs.extra["reinforced_logits"]`.
     """
 
@@ -42,7 +57,7 @@ class LiveReference(ReferenceProvider):
         disabled = self.model.disable_adapter() if self.adapter else nullcontext()
         keep = None if full_logits or self.reinforced is not None else head_positions(self.model, batch)
         head = {} if keep is None else {"logits_to_keep": keep}
-        with torch.no_grad(), disabled, capture_layers(self.model, layers) as hidden:
+        with torch.no_grad(), disabled, eval_mode(self.model), capture_layers(self.model, layers) as hidden:
             logits = self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, **head).logits
         extra = {}
         if self.reinforced is not None:

@@ -79,6 +79,14 @@ def recipe(name: str, summary: str, objective: dict, **settings: Any) -> None:
     RECIPES[name] = Recipe(name, summary, objective, settings)
 
 
+def recipe_train_mode(method: str | None) -> str | None:
+    """The `train.mode` a recipe implies (its paper's set-up), if any; the config applies it
+    unless `train.mode` is given."""
+    _load_builtin_terms()
+    found = RECIPES.get(method or "")
+    return found.settings.get("train_mode") if found else None
+
+
 @dataclass(frozen=True)
 class WeightedTerm:
     term: Term

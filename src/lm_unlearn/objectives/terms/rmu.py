@@ -9,10 +9,11 @@ from lm_unlearn.objectives.registry import term
 
 
 def rmu_layer(model: torch.nn.Module, layer: int | None) -> int:
-    # WMDP steers layer 7 of Zephyr-7B's 32; None keeps that relative depth (7 of SmolLM2's 30).
+    # WMDP steers layer 7 of Zephyr-7B's 32; None keeps that relative depth, round(7n/32)
+    # (7 of 32, 7 of SmolLM2's 30). n // 4 gave 8 on 32 layers.
     n = num_layers(model)
     if layer is None:
-        return n // 4
+        return round(7 * n / 32)
     if not -n <= layer < n:
         raise ConfigError(f"objective.rmu.layer={layer}: the model has {n} decoder layers (0..{n - 1})")
     return layer % n  # a negative index counts from the last layer
@@ -62,7 +63,7 @@ def rmu(
 
     L = mean_{forget tokens} (1/H)||h_l(x) - c*u||^2
         + alpha * mean_{retain tokens} (1/H)||h_l(x) - h_l^orig(x)||^2,
-    where h_l is the output of decoder layer `layer` (0-based; None: a quarter of the depth),
+    where h_l is the output of decoder layer `layer` (0-based; None: WMDP's 7 of 32, scaled),
     u a fixed random unit vector (from `seed`), and h^orig the original model's activations.
     Means run over real (non-padding) tokens, prompt included, as in the paper's code. Only
     parameters whose names contain `update_params` in layers layer-2..layer train (the paper's

@@ -21,7 +21,7 @@ def adjusted_targets(reference_logits: torch.Tensor, labels: torch.Tensor, beta:
     full_logits=True,
 )
 def undial(ctx: StepContext, beta: float = 10.0) -> torch.Tensor:
-    """UNDIAL: self-distillation with adjusted logits (Dong, Lin, Belinkov, Miao & Vulić,
+    """UNDIAL: self-distillation with adjusted logits (Dong, Lin, Belkin, Huerta & Vulić,
     "UNDIAL: Self-Distillation with Adjusted Logits for Robust Unlearning in LLMs", 2024).
 
     L = (1/B) * sum_i (1/|y_i|) * sum_{t in response} KL(q_i,t || p(. | x_i, y_i,<t)),
