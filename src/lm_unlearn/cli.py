@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from lm_unlearn.cli_options import TrustRemoteCodeOpt
 from lm_unlearn.errors import UnlearnError
 
 app = typer.Typer(
@@ -36,10 +37,12 @@ def run(
     config: Annotated[Path | None, typer.Argument(help="YAML config; omit for the demo.")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override: key=value.")] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue an interrupted run dir.")] = None,
+    trust_remote_code: TrustRemoteCodeOpt = False,
 ) -> None:
     """Unlearn: train the model away from the forget set, write runs/<name>/."""
     from lm_unlearn.config import load_config
     from lm_unlearn.engine import train
+    from lm_unlearn.models import remote_code
 
     _setup_logging()
     try:
@@ -48,23 +51,24 @@ def run(
                 raise UnlearnError("--resume takes the run's saved config; drop CONFIG and --set")
             if not (resume / "config.yaml").is_file():
                 raise UnlearnError(f"{resume} is not a run directory (no config.yaml)")
-            cfg = load_config(resume / "config.yaml")
+            cfg = load_config(resume / "config.yaml", trust_remote_code=trust_remote_code)
             run_dir = resume
         else:
-            cfg = load_config(config, set_ or [])
+            cfg = load_config(config, set_ or [], trust_remote_code=trust_remote_code)
             name = cfg.name or f"{cfg.method or 'custom'}-{datetime.now():%Y%m%d-%H%M%S}"
             run_dir = Path(cfg.output_dir) / name
             if run_dir.exists() and any(run_dir.iterdir()):
                 raise UnlearnError(
                     f"{run_dir} already exists; use --resume {run_dir} or another name (--set name=...)"
                 )
-        result = train(cfg, run_dir, resume=resume is not None)
-        typer.echo(f"done: {result.steps} steps ({result.stop_reason}); outputs in {result.run_dir}")
-        main_process = int(os.environ.get("RANK", "0")) == 0  # one evaluation per launch
-        if cfg.evaluate and main_process and (result.run_dir / "manifest.json").is_file():
-            from lm_unlearn.cli_eval import evaluate_run
+        with remote_code(trust_remote_code):
+            result = train(cfg, run_dir, resume=resume is not None)
+            typer.echo(f"done: {result.steps} steps ({result.stop_reason}); outputs in {result.run_dir}")
+            main_process = int(os.environ.get("RANK", "0")) == 0  # one evaluation per launch
+            if cfg.evaluate and main_process and (result.run_dir / "manifest.json").is_file():
+                from lm_unlearn.cli_eval import evaluate_run
 
-            typer.echo(f"report: {evaluate_run(result.run_dir)}")
+                typer.echo(f"report: {evaluate_run(result.run_dir)}")
     except UnlearnError as exc:
         _fail(exc)
 

@@ -14,7 +14,9 @@ from typing import Annotated, Any
 import typer
 import yaml
 
+from lm_unlearn.cli_options import TrustRemoteCodeOpt
 from lm_unlearn.errors import UnlearnError
+from lm_unlearn.manifest import read_manifest, source_revision, verify_outputs
 
 log = logging.getLogger(__name__)
 
@@ -42,25 +44,30 @@ def is_run_dir(path: Path) -> bool:
     return (path / "manifest.json").is_file() and (path / "config.yaml").is_file()
 
 
-def load_run_model(run_dir: Path, original_spec: str):
+def load_run_model(run_dir: Path, original_spec: str, revision: str | None = None):
     """The unlearned model of a run: run_dir/model, else the original with run_dir/adapter merged,
-    or for in-context unlearning (icu) the original with the run's prompt wrapper."""
+    or for in-context unlearning (icu) the original with the run's prompt wrapper.
+
+    The weights are first checked against the hashes the run's manifest recorded; `revision` is
+    the original's hub revision.
+    """
     from dataclasses import replace
 
     from lm_unlearn.methods.icu import load_wrapper
     from lm_unlearn.models import LoadedModel, load_model
 
+    verify_outputs(run_dir, read_manifest(run_dir))
     wrapper = load_wrapper(run_dir)
     if wrapper is not None:
         log.warning("evaluating an in-context unlearning run: %s", wrapper.warning)
-        return replace(load_model(original_spec), prompt_prefix=wrapper.prefix)
+        return replace(load_model(original_spec, revision=revision), prompt_prefix=wrapper.prefix)
 
     if (run_dir / "model" / "config.json").is_file():
         return load_model(str(run_dir / "model"))
     if (run_dir / "adapter" / "adapter_config.json").is_file():
         from peft import PeftModel
 
-        base = load_model(original_spec)
+        base = load_model(original_spec, revision=revision)
         merged = PeftModel.from_pretrained(base.model, str(run_dir / "adapter")).merge_and_unload()
         return LoadedModel(merged, base.tokenizer, str(run_dir / "adapter"), str(run_dir / "adapter"))
     raise UnlearnError(f"{run_dir} holds neither model/ nor adapter/; has the run finished?")
@@ -97,13 +104,14 @@ def evaluate_run(
     from lm_unlearn.report.html import run_title
 
     run_dir = Path(run_dir)
-    manifest = json.loads((run_dir / "manifest.json").read_text())
-    if original_spec is None:
-        original_spec = manifest.get("source_model", {}).get("spec") or manifest["config"]["model"]["name"]
+    manifest = read_manifest(run_dir)
+    own = manifest.get("source_model", {}).get("spec") or manifest["config"]["model"]["name"]
+    original_spec = original_spec or own
+    revision = source_revision(manifest) if original_spec == own else None
     cfg = cfg or run_eval_config(run_dir)
     data = load_eval_data(cfg)
-    original = load_model(original_spec)
-    model = load_run_model(run_dir, original_spec)
+    model = load_run_model(run_dir, original_spec, revision)  # checks the run's hashes first
+    original = load_model(original_spec, revision=revision)
     result = evaluate(model, data, cfg, original=original, retain_model=retain_model)
     n_params = sum(p.numel() for p in original.model.parameters())
     result["run_cost"] = run_cost(run_dir, n_params)
@@ -126,6 +134,34 @@ def _table(labels: list[str], names: list[str], columns: list[list[Any]]) -> str
             name.ljust(width) + "  " + "  ".join(cell(c[i]).rjust(w) for c, w in zip(columns, col_w))
         )
     return "\n".join(lines)
+
+
+def _evaluate_command(
+    model: str, original: str | None, retain_model: str | None, data, out, overrides: dict
+) -> Path:
+    """`unlearn eval`: a run directory (written into it unless `out`) or any model."""
+    from lm_unlearn.evaluation import evaluate, load_eval_config, load_eval_data
+    from lm_unlearn.models import load_model
+    from lm_unlearn.report import write_outputs
+
+    path = Path(model)
+    if is_run_dir(path) and out is None:
+        cfg = run_eval_config(path, data, **overrides)
+        return evaluate_run(path, original, cfg, retain_model)
+    if is_run_dir(path):
+        cfg = run_eval_config(path, data, **overrides)
+        manifest = read_manifest(path)
+        revision = source_revision(manifest) if original is None else None
+        original = original or manifest.get("source_model", {}).get("spec")
+        loaded = load_run_model(path, original, revision)
+        original = load_model(original, revision=revision) if original else None
+    else:
+        cfg = load_eval_config(data, **overrides)
+        loaded = model
+    result = evaluate(loaded, load_eval_data(cfg), cfg, original=original, retain_model=retain_model)
+    target = out or (path if is_run_dir(path) else Path(f"eval-{datetime.now():%Y%m%d-%H%M%S}"))
+    _, report = write_outputs(result, target, f"lm-unlearn evaluation: {model}", cfg.redact)
+    return report
 
 
 def register(app: typer.Typer) -> None:
@@ -154,11 +190,11 @@ def register(app: typer.Typer) -> None:
         redact: Annotated[
             bool, typer.Option(help="Hide forget-side text in eval.json and the report.")
         ] = False,
+        trust_remote_code: TrustRemoteCodeOpt = False,
     ) -> None:
         """Evaluate a model: write eval.json and report.html."""
         from lm_unlearn.cli import _fail, _setup_logging
-        from lm_unlearn.evaluation import evaluate, load_eval_config, load_eval_data
-        from lm_unlearn.report import write_outputs
+        from lm_unlearn.models import remote_code
 
         _setup_logging()
         overrides = {
@@ -168,24 +204,8 @@ def register(app: typer.Typer) -> None:
             "redact": redact or None,
         }
         try:
-            path = Path(model)
-            if is_run_dir(path) and out is None:
-                cfg = run_eval_config(path, data, **overrides)
-                report = evaluate_run(path, original, cfg, retain_model)
-            else:
-                if is_run_dir(path):
-                    cfg = run_eval_config(path, data, **overrides)
-                    manifest = json.loads((path / "manifest.json").read_text())
-                    original = original or manifest.get("source_model", {}).get("spec")
-                    loaded = load_run_model(path, original)
-                else:
-                    cfg = load_eval_config(data, **overrides)
-                    loaded = model
-                result = evaluate(
-                    loaded, load_eval_data(cfg), cfg, original=original, retain_model=retain_model
-                )
-                target = out or (path if is_run_dir(path) else Path(f"eval-{datetime.now():%Y%m%d-%H%M%S}"))
-                _, report = write_outputs(result, target, f"lm-unlearn evaluation: {model}", cfg.redact)
+            with remote_code(trust_remote_code):
+                report = _evaluate_command(model, original, retain_model, data, out, overrides)
         except (UnlearnError, ValueError) as exc:
             _fail(exc)
         typer.echo(f"wrote {report.parent / 'eval.json'} and {report}")

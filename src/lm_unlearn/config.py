@@ -20,7 +20,11 @@ class Strict(BaseModel):
 class ModelConfig(Strict):
     name: str = Field(DEFAULT_MODEL, description="Local HF directory, hub id, .gguf file or builtin:NAME.")
     revision: str | None = Field(None, description="Hub revision (branch, tag or commit).")
-    trust_remote_code: bool = Field(False, description="Run model code shipped with the checkpoint.")
+    trust_remote_code: bool = Field(
+        False,
+        description="Run model code shipped with the checkpoint. Only the command line's "
+        "--trust-remote-code sets it; a saved `true` without that flag is refused.",
+    )
     template: Literal["auto", "chat", "plain"] = Field(
         "auto",
         description="Prompt format: the tokenizer's chat template ('chat'), "
@@ -182,13 +186,26 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
+def truncate(value: Any, limit: int = 80) -> str:
+    """repr(value) cut to `limit` characters, so a message stays a message (YAML aliases can
+    expand a few hundred bytes of input into megabytes)."""
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 20]}... ({len(text)} chars)"
+
+
+MAX_ERRORS_SHOWN = 12
+
+
 def format_validation_error(exc: ValidationError, source: str) -> str:
-    lines = [f"invalid configuration ({source}):"]
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    errors = exc.errors()
+    lines = [f"invalid configuration ({truncate(source, 200)}):"]
+    for err in errors[:MAX_ERRORS_SHOWN]:
+        where = truncate(".".join(str(p) for p in err["loc"]) or "(top level)")
         got = err.get("input")
-        shown = "" if isinstance(got, dict) else f" (got {got!r})"
-        lines.append(f"  {where}: {err['msg']}{shown}")
+        shown = "" if isinstance(got, dict) else f" (got {truncate(repr(got))})"
+        lines.append(f"  {where}: {truncate(err['msg'], 200)}{shown}")
+    if len(errors) > MAX_ERRORS_SHOWN:
+        lines.append(f"  ... and {len(errors) - MAX_ERRORS_SHOWN} more")
     return "\n".join(lines)
 
 
@@ -206,8 +223,13 @@ def read_yaml_mapping(path: str | Path, what: str, expected: str) -> dict[str, A
     return loaded or {}
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
-    """Read a YAML config (or none: all defaults), apply `--set` overrides, validate."""
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | None = None, *, trust_remote_code: bool = False
+) -> RunConfig:
+    """Read a YAML config (or none: all defaults), apply `--set` overrides, validate.
+
+    trust_remote_code: the user's --trust-remote-code flag; see `validate_config`.
+    """
     data: dict[str, Any] = {}
     source = "defaults"
     if path is not None:
@@ -216,11 +238,27 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     if overrides:
         data = apply_overrides(data, list(overrides))
         source += " + --set"
-    return validate_config(data, source)
+    return validate_config(data, source, trust_remote_code=trust_remote_code)
 
 
-def validate_config(data: dict[str, Any], source: str = "config") -> RunConfig:
+def validate_config(
+    data: dict[str, Any], source: str = "config", *, trust_remote_code: bool = False
+) -> RunConfig:
+    """Validate a config mapping.
+
+    Config files and run directories are not trusted to run code: a `model.trust_remote_code`
+    that is true in `data` is refused unless the caller passes the user's explicit
+    `trust_remote_code` flag, which then sets it.
+    """
     try:
-        return RunConfig.model_validate(data)
+        cfg = RunConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, source)) from None
+    if cfg.model.trust_remote_code and not trust_remote_code:
+        raise ConfigError(
+            f"{source}: model.trust_remote_code is true, but code shipped with a model runs only "
+            f"when you pass --trust-remote-code on the command line, on each invocation; pass it "
+            f"if you trust the code in {truncate(cfg.model.name)}"
+        )
+    cfg.model.trust_remote_code = trust_remote_code
+    return cfg

@@ -5,6 +5,9 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +33,21 @@ class LoadedModel:
     path: str  # where the weights were read from
     source_hashes: dict[str, str] = field(default_factory=dict)
     prompt_prefix: str = ""  # in-context unlearning: the run's wrapper, put before every prompt
+
+
+# Whether code shipped with a model may run, for loads that do not say (evaluation, audit,
+# attacks). Only the command line's --trust-remote-code sets it (see `remote_code`).
+_REMOTE_CODE: ContextVar[bool] = ContextVar("lm_unlearn_remote_code", default=False)
+
+
+@contextmanager
+def remote_code(allowed: bool) -> Iterator[None]:
+    """Within the block, model loads that do not pass trust_remote_code use `allowed`."""
+    token = _REMOTE_CODE.set(bool(allowed))
+    try:
+        yield
+    finally:
+        _REMOTE_CODE.reset(token)
 
 
 def cache_dir() -> Path:
@@ -123,10 +141,15 @@ def load_model(
     spec: str,
     *,
     revision: str | None = None,
-    trust_remote_code: bool = False,
+    trust_remote_code: bool | None = None,
     dtype: torch.dtype | str = torch.float32,
 ) -> LoadedModel:
-    """dtype: the parameters' dtype, or "auto" for the checkpoint's own."""
+    """dtype: the parameters' dtype, or "auto" for the checkpoint's own.
+
+    trust_remote_code: None uses the enclosing `remote_code(...)` block's setting (default: no).
+    """
+    if trust_remote_code is None:
+        trust_remote_code = _REMOTE_CODE.get()
     path, hashes = resolve_model_path(spec)
     try:
         tokenizer = AutoTokenizer.from_pretrained(

@@ -1,0 +1,95 @@
+"""Hostile and broken inputs (issue 15): config files, run directories and model directories are
+not trusted; only the user's command-line flags are."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from tiny import tiny_run_config
+from typer.testing import CliRunner
+
+from lm_unlearn.cli import app
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+MODELING = """
+from pathlib import Path
+
+Path({marker!r}).write_text("custom model code ran")
+
+from transformers import LlamaForCausalLM
+
+
+class MarkerModel(LlamaForCausalLM):
+    pass
+"""
+
+
+@pytest.fixture
+def marker_model(tmp_path, tiny_model_dir):
+    """The tiny model with a custom module (auto_map) that writes a marker file when imported."""
+    model = tmp_path / "marker-model"
+    shutil.copytree(tiny_model_dir, model)
+    marker = tmp_path / "MARKER"
+    (model / "modeling_marker.py").write_text(MODELING.format(marker=str(marker)))
+    config = json.loads((model / "config.json").read_text())
+    config["auto_map"] = {"AutoModelForCausalLM": "modeling_marker.MarkerModel"}
+    (model / "config.json").write_text(json.dumps(config))
+    return model, marker
+
+
+def write_config(tmp_path, model_dir, **settings) -> Path:
+    cfg = tiny_run_config(tmp_path, model_dir, **settings)
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(cfg.model_dump(mode="json", exclude_none=True)))
+    return path
+
+
+def test_remote_code_needs_the_flag_on_resume(tmp_path, marker_model):
+    model, marker = marker_model
+    run_dir = tmp_path / "runs" / "tiny"
+    run_dir.mkdir(parents=True)
+    data = yaml.safe_load(write_config(tmp_path, model).read_text())
+    data["model"]["trust_remote_code"] = True  # as a hostile or old run directory holds it
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(data))
+    (run_dir / "manifest.json").write_text(json.dumps({"status": "running"}))
+    result = invoke("run", "--resume", run_dir)
+    assert result.exit_code == 2, result.output
+    assert "--trust-remote-code" in result.output and "config.yaml" in result.output
+    assert not marker.exists()
+
+
+def test_remote_code_in_a_config_or_set_is_refused(tmp_path, marker_model):
+    model, marker = marker_model
+    path = write_config(tmp_path, model)
+    result = invoke("run", path, "--set", "model.trust_remote_code=true")
+    assert result.exit_code == 2 and "--trust-remote-code" in result.output
+    assert not marker.exists() and not (tmp_path / "runs" / "tiny").exists()
+
+
+def test_eval_of_a_model_with_custom_code_does_not_run_it(tmp_path, marker_model):
+    model, marker = marker_model
+    invoke("eval", "--model", model, "--metrics", "likelihood", "--out", tmp_path / "ev")
+    assert not marker.exists()
+
+
+def test_the_flag_runs_the_code(tmp_path, marker_model, monkeypatch):
+    """The check above is meaningful: with the user's flag the marker module does run."""
+    import transformers.dynamic_module_utils as dyn
+
+    from lm_unlearn.models import load_model, remote_code
+
+    monkeypatch.setattr(dyn, "HF_MODULES_CACHE", str(tmp_path / "modules"))
+    model, marker = marker_model
+    load_model(str(model))
+    assert not marker.exists()
+    with remote_code(True):
+        load_model(str(model))
+    assert marker.exists()
