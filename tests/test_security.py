@@ -93,3 +93,24 @@ def test_the_flag_runs_the_code(tmp_path, marker_model, monkeypatch):
     with remote_code(True):
         load_model(str(model))
     assert marker.exists()
+
+
+@pytest.mark.parametrize("name", ["../x/../../y", "/abs/path", "..", "a/b", "a\\b", "x\ny", ""])
+def test_run_name_is_one_plain_path_component(tmp_path, tiny_model_dir, name):
+    path = write_config(tmp_path, tiny_model_dir)
+    result = invoke("run", path, "--set", f"name={name!r}" if name else "name=''")
+    assert result.exit_code == 2, result.output
+    assert "name" in result.output and "Traceback" not in result.output
+    written = {p for p in tmp_path.rglob("*")} - {p for p in tmp_path.iterdir()}
+    assert not any(p.name in ("config.yaml", "manifest.json") for p in written)
+
+
+def test_run_name_that_is_a_link_out_of_output_dir(tmp_path, tiny_model_dir):
+    path = write_config(tmp_path, tiny_model_dir)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "linked").symlink_to(outside)
+    result = invoke("run", path, "--set", "name=linked")
+    assert result.exit_code == 2 and "outside output_dir" in result.output
+    assert not any(outside.iterdir())

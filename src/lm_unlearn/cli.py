@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -43,24 +42,19 @@ def run(
     from lm_unlearn.config import load_config
     from lm_unlearn.engine import train
     from lm_unlearn.models import remote_code
+    from lm_unlearn.rundir_checks import check_resumable, new_run_dir
 
     _setup_logging()
     try:
         if resume is not None:
             if config is not None or set_:
                 raise UnlearnError("--resume takes the run's saved config; drop CONFIG and --set")
-            if not (resume / "config.yaml").is_file():
-                raise UnlearnError(f"{resume} is not a run directory (no config.yaml)")
+            check_resumable(resume)
             cfg = load_config(resume / "config.yaml", trust_remote_code=trust_remote_code)
             run_dir = resume
         else:
             cfg = load_config(config, set_ or [], trust_remote_code=trust_remote_code)
-            name = cfg.name or f"{cfg.method or 'custom'}-{datetime.now():%Y%m%d-%H%M%S}"
-            run_dir = Path(cfg.output_dir) / name
-            if run_dir.exists() and any(run_dir.iterdir()):
-                raise UnlearnError(
-                    f"{run_dir} already exists; use --resume {run_dir} or another name (--set name=...)"
-                )
+            run_dir = new_run_dir(cfg)
         with remote_code(trust_remote_code):
             result = train(cfg, run_dir, resume=resume is not None)
             typer.echo(f"done: {result.steps} steps ({result.stop_reason}); outputs in {result.run_dir}")

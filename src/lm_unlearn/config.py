@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from lm_unlearn.errors import ConfigError
 
@@ -151,11 +151,35 @@ class RunConfig(Strict):
         True, description="After training, evaluate the model against the original: eval.json, report.html."
     )
 
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, name: str | None) -> str | None:
+        if name is not None:
+            check_plain_name(name, "name")
+        return name
+
     @model_validator(mode="after")
     def _method_or_objective(self) -> RunConfig:
         if self.method is None and self.objective is None:
             self.method = "yao"
         return self
+
+
+def check_plain_name(name: str, what: str) -> None:
+    """A name that becomes one directory or file name: no separators, no '..', no control
+    characters, so it cannot point outside the directory it is put in."""
+    bad = (
+        not name
+        or name in (".", "..")
+        or any(c in name for c in "/\\")
+        or any(ord(c) < 32 or ord(c) == 127 for c in name)
+        or len(name) > 200
+    )
+    if bad:
+        raise ValueError(
+            f"{what} must be one plain file name (no '/', '\\', '..' or control characters, at "
+            f"most 200 characters), got {truncate(name)}"
+        )
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
