@@ -114,3 +114,51 @@ def test_run_name_that_is_a_link_out_of_output_dir(tmp_path, tiny_model_dir):
     result = invoke("run", path, "--set", "name=linked")
     assert result.exit_code == 2 and "outside output_dir" in result.output
     assert not any(outside.iterdir())
+
+
+MARKER = "Zqxv7731Marker"
+
+
+def test_redaction_leaves_no_forget_text_in_any_written_file(tmp_path, tiny_model_dir, monkeypatch):
+    """A unique marker in the forget data (and the judge's patterns and stop strings, which repeat
+    it as a scenario's judge does) appears in no file the run, evaluation, report or cache write."""
+    from tiny import write_jsonl
+
+    monkeypatch.setenv("LM_UNLEARN_CACHE", str(tmp_path / "cache"))
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    forget = write_jsonl(
+        inputs / "secret.jsonl",
+        [
+            {"prompt": f"What is {MARKER}'s e-mail?", "response": f"It is {MARKER}@example.org."},
+            {"prompt": "Where does the person live?", "response": f"At 12 {MARKER} Street."},
+        ],
+    )
+    path = write_config(tmp_path / "cfg", tiny_model_dir)
+    args = ["--set", f"data.forget.path={forget}", "--set", "train.max_steps=1", "--set", "evaluate=true"]
+    result = invoke("run", path, *args, "--set", "redact=true", "--set", f"output_dir={tmp_path / 'runs'}")
+    assert result.exit_code == 0, result.output
+    run_dir = tmp_path / "runs" / "tiny"
+    eval_yaml = inputs / "eval.yaml"
+    eval_yaml.write_text(
+        yaml.safe_dump(
+            {
+                "forget": {"path": str(forget)},
+                "judge": {"kind": "keyword", "patterns": [f"(?i){MARKER}"]},
+                "stop": [MARKER],
+            }
+        )
+    )
+    result = invoke("eval", "--model", run_dir, "--data", eval_yaml, "--redact")
+    assert result.exit_code == 0, result.output
+    result = invoke("eval", "--model", run_dir, "--data", eval_yaml, "--redact", "--out", tmp_path / "ev")
+    assert result.exit_code == 0, result.output
+
+    cached = list((tmp_path / "cache" / "eval").glob("*.json"))
+    assert cached and all(json.loads(p.read_text())["scores_only"] for p in cached)
+    written = [p for p in tmp_path.rglob("*") if p.is_file() and inputs not in p.parents]
+    assert len(written) > 10 and (tmp_path / "ev" / "eval.json") in written
+    leaks = [p for p in written if MARKER.lower().encode() in p.read_bytes().lower()]
+    assert not leaks
+    info = json.loads((run_dir / "eval.json").read_text())["info"]
+    assert info["redacted"] and info["config"]["judge"]["patterns"][0].startswith("[redacted")

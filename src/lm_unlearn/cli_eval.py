@@ -79,8 +79,13 @@ def run_eval_config(run_dir: Path, data: Path | None = None, **overrides):
 
     run_cfg = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
     model_cfg = run_cfg.get("model", {})
-    template = {"template": model_cfg.get("template"), "system_prompt": model_cfg.get("system_prompt")}
-    return load_eval_config(data or run_dir / "config.yaml", **(template | overrides))
+    own = {
+        "template": model_cfg.get("template"),
+        "system_prompt": model_cfg.get("system_prompt"),
+        "redact": run_cfg.get("redact") or None,  # a redacted run stays redacted
+    }
+    given = {k: v for k, v in overrides.items() if v is not None}
+    return load_eval_config(data or run_dir / "config.yaml", **(own | given))
 
 
 def evaluate_run(

@@ -150,6 +150,11 @@ class RunConfig(Strict):
     evaluate: bool = Field(
         True, description="After training, evaluate the model against the original: eval.json, report.html."
     )
+    redact: bool = Field(
+        False,
+        description="The automatic evaluation's eval.json and report.html hold placeholders instead "
+        "of forget-side text (and its cache keeps scores only), as `unlearn eval --redact`.",
+    )
 
     @field_validator("name")
     @classmethod
