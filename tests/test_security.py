@@ -162,3 +162,34 @@ def test_redaction_leaves_no_forget_text_in_any_written_file(tmp_path, tiny_mode
     assert not leaks
     info = json.loads((run_dir / "eval.json").read_text())["info"]
     assert info["redacted"] and info["config"]["judge"]["patterns"][0].startswith("[redacted")
+
+
+@pytest.mark.parametrize("name", ["../outside.jsonl", "ABSOLUTE", "link.jsonl", "missing.jsonl"])
+def test_prepare_reads_only_files_inside_the_scenario_directory(tmp_path, name):
+    from lm_unlearn.benchmark import prepare as prep
+    from lm_unlearn.errors import DataError
+    from lm_unlearn.scenarios import make
+
+    data = make("knowledge", tmp_path / "k", seed=0, people=10)
+    outside = tmp_path / "outside.jsonl"
+    outside.write_text('{"prompt": "secret?", "response": "taught from outside"}\n')
+    (data / "link.jsonl").symlink_to(outside)
+    name = str(outside) if name == "ABSOLUTE" else name
+    meta = json.loads((data / "scenario.json").read_text())
+    meta["files"][name] = {"role": "learn"}
+    (data / "scenario.json").write_text(json.dumps(meta))
+    with pytest.raises(DataError, match="scenario.json: files: .*(plain file name|not a file inside)"):
+        prep.split_learn(data)
+
+
+def test_prepare_copies_no_links(tmp_path, tiny_model_dir, monkeypatch):
+    from lm_unlearn.benchmark import prepare as prep
+    from lm_unlearn.scenarios import make
+
+    data = make("knowledge", tmp_path / "k", seed=0, people=10)
+    (tmp_path / "private.txt").write_text("not part of the scenario")
+    (data / "notes.txt").symlink_to(tmp_path / "private.txt")
+    monkeypatch.setattr(prep, "teach_model", lambda *a, **k: {})
+    prepared = prep.prepare(str(data), model=str(tiny_model_dir), cache_root=tmp_path / "c")
+    assert (prepared.data_dir / "forget.jsonl").is_file()
+    assert not (prepared.data_dir / "notes.txt").exists()
