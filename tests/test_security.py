@@ -193,3 +193,67 @@ def test_prepare_copies_no_links(tmp_path, tiny_model_dir, monkeypatch):
     prepared = prep.prepare(str(data), model=str(tiny_model_dir), cache_root=tmp_path / "c")
     assert (prepared.data_dir / "forget.jsonl").is_file()
     assert not (prepared.data_dir / "notes.txt").exists()
+
+
+BUILDER = """
+import sys, time
+from pathlib import Path
+from lm_unlearn.files import atomic_directory
+
+target, started, go = map(Path, sys.argv[1:4])
+
+def fill(tmp):
+    (tmp / "part1").write_text("first")
+    started.write_text("")
+    while not go.exists():
+        time.sleep(0.02)
+    (tmp / "part2").write_text("first")
+
+atomic_directory(target, fill)
+"""
+
+
+def test_concurrent_builds_of_one_directory_keep_each_other(tmp_path):
+    """A second build of the same target, while a first process is still filling its temporary
+    directory, neither removes that directory nor breaks the first build."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from lm_unlearn.files import atomic_directory
+
+    target, started, go = tmp_path / "out" / "target", tmp_path / "started", tmp_path / "go"
+    env = os.environ | {"PYTHONPATH": os.pathsep.join(sys.path)}
+    first = subprocess.Popen([sys.executable, "-c", BUILDER, target, started, go], env=env)
+    try:
+        deadline = time.time() + 60
+        while not started.exists():
+            assert first.poll() is None and time.time() < deadline, "the first build did not start"
+            time.sleep(0.02)
+        atomic_directory(target, lambda tmp: (tmp / "second").write_text("second"))
+        assert (target / "second").is_file()
+        go.write_text("")
+        assert first.wait(timeout=60) == 0
+    finally:
+        go.write_text("")
+        first.wait(timeout=60)
+    assert sorted(p.name for p in target.iterdir()) == ["part1", "part2"]  # the last whole build
+    assert [p.name for p in target.parent.iterdir()] == ["target"]
+
+
+def test_abandoned_temporary_directories_are_removed(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    from lm_unlearn.files import atomic_directory
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True)
+    dead_pid = int(gone.stdout)
+    abandoned = tmp_path / f".tmp-target-{socket.gethostname()}-{dead_pid}-abc123"
+    abandoned.mkdir()
+    other_host = tmp_path / f".tmp-target-elsewhere-{dead_pid}-abc124"
+    other_host.mkdir()
+    atomic_directory(tmp_path / "target", lambda tmp: None)
+    assert not abandoned.exists() and other_host.exists()
