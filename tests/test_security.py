@@ -257,3 +257,94 @@ def test_abandoned_temporary_directories_are_removed(tmp_path):
     other_host.mkdir()
     atomic_directory(tmp_path / "target", lambda tmp: None)
     assert not abandoned.exists() and other_host.exists()
+
+
+def one_line_error(result, *parts):
+    assert result.exit_code == 2, result.output
+    # progress bars may precede it; the error itself is one line
+    lines = [line for line in result.output.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1 and "Traceback" not in result.output, result.output
+    assert result.output.rstrip().endswith(lines[0]), result.output
+    for part in parts:
+        assert part in lines[0], lines[0]
+
+
+def test_unwritable_output_dir_fails_before_the_model_loads(tmp_path, tiny_model_dir):
+    path = write_config(tmp_path, tiny_model_dir)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    # the model does not exist either: the output directory is checked first
+    result = invoke("run", path, "--set", f"output_dir={blocker / 'runs'}", "--set", "model.name=/no/model")
+    one_line_error(result, str(blocker / "runs"), "cannot write there")
+
+
+def test_resume_refuses_a_finished_run_and_a_missing_manifest(tmp_path, tiny_model_dir):
+    path = write_config(tmp_path, tiny_model_dir)
+    assert invoke("run", path, "--set", "train.max_steps=1").exit_code == 0
+    run_dir = tmp_path / "runs" / "tiny"
+    metrics = (run_dir / "metrics.jsonl").read_text()
+    one_line_error(invoke("run", "--resume", run_dir), "already finished")
+    assert (run_dir / "metrics.jsonl").read_text() == metrics
+    (run_dir / "manifest.json").unlink()
+    one_line_error(invoke("run", "--resume", run_dir), "manifest.json is missing")
+
+
+def test_a_failed_final_save_is_recorded_and_explained(tmp_path, tiny_model_dir, monkeypatch):
+    import errno
+
+    from lm_unlearn import engine
+
+    def full_disk(cfg, run_dir, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(run_dir / "model"))
+
+    monkeypatch.setattr(engine, "_save_outputs", full_disk)
+    path = write_config(tmp_path, tiny_model_dir)
+    result = invoke("run", path, "--set", "train.max_steps=1")
+    one_line_error(result, "No space left on device", "--resume")
+    manifest = json.loads((tmp_path / "runs" / "tiny" / "manifest.json").read_text())
+    assert manifest["status"] == "failed" and "No space left" in manifest["error"]
+
+
+def test_checkpoint_must_match_the_trainable_parameters_exactly(tmp_path):
+    import torch
+
+    from lm_unlearn.checkpoint import check_weights
+    from lm_unlearn.errors import UnlearnError
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
+    model[0].requires_grad_(False)
+    good = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    check_weights(tmp_path, good, model)
+    frozen = good | {"0.weight": torch.zeros(3, 4)}
+    broadcast = good | {"1.bias": torch.zeros(1)}
+    missing = {k: v for k, v in good.items() if k != "1.bias"}
+    for weights, message in (
+        (frozen, "not trainable parameters of this model: 0.weight"),
+        (broadcast, "other shapes than the model's: 1.bias"),
+        (missing, "missing trainable parameters: 1.bias"),
+    ):
+        with pytest.raises(UnlearnError, match=message):
+            check_weights(tmp_path, weights, model)
+
+
+def test_data_make_keeps_the_users_other_files(tmp_path):
+    out = tmp_path / "privacy"
+    assert invoke("data", "make", "privacy", "--out", out).exit_code == 0
+    (out / "my-notes.txt").write_text("mine")
+    result = invoke("data", "make", "privacy", "--out", out, "--seed", "1")
+    one_line_error(result, "my-notes.txt", "does not list")
+    assert (out / "my-notes.txt").read_text() == "mine"
+
+
+def test_dollar_signs_in_run_names_do_not_break_compare(tmp_path):
+    metrics = {"forget.rougeL": 0.2, "retain.ppl": 12.0}
+    dirs = []
+    for name, shift in (("cost$1", 0.0), ("run$^$x", 0.1), ("a$_{$", 0.2)):
+        run = tmp_path / name
+        run.mkdir()
+        result = {"metrics": {"model": {k: v + shift for k, v in metrics.items()}}, "info": {}}
+        (run / "eval.json").write_text(json.dumps(result))
+        dirs.append(run)
+    result = invoke("compare", *dirs, "--out", tmp_path / "cmp.html")
+    assert result.exit_code == 0, result.output
+    assert "cost$1" in (tmp_path / "cmp.html").read_text()

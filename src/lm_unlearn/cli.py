@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from lm_unlearn.cli_options import TrustRemoteCodeOpt
-from lm_unlearn.errors import UnlearnError
+from lm_unlearn.errors import UnlearnError, describe_os_error
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="Machine unlearning for large language models."
@@ -65,6 +65,8 @@ def run(
                 typer.echo(f"report: {evaluate_run(result.run_dir)}")
     except UnlearnError as exc:
         _fail(exc)
+    except OSError as exc:  # an unreadable input or unwritable output, named in one line
+        _fail(UnlearnError(describe_os_error(exc)))
 
 
 @app.command()

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from lm_unlearn.cli_options import TrustRemoteCodeOpt
-from lm_unlearn.errors import UnlearnError
+from lm_unlearn.errors import UnlearnError, describe_os_error
 
 analyze_app = typer.Typer(no_args_is_help=True, help="Analyses of an unlearned model.")
 
@@ -170,6 +170,8 @@ def audit_command(
             )
     except UnlearnError as exc:
         _fail(exc)
+    except OSError as exc:
+        _fail(UnlearnError(describe_os_error(exc)))
     for line in result["verdicts"]:
         typer.echo(line)
     typer.echo(f"wrote {run_dir / 'audit.json'} and {run_dir / 'audit.html'}")

@@ -15,7 +15,7 @@ import typer
 import yaml
 
 from lm_unlearn.cli_options import TrustRemoteCodeOpt
-from lm_unlearn.errors import UnlearnError
+from lm_unlearn.errors import UnlearnError, describe_os_error
 from lm_unlearn.manifest import read_manifest, source_revision, verify_outputs
 
 log = logging.getLogger(__name__)
@@ -213,6 +213,8 @@ def register(app: typer.Typer) -> None:
                 report = _evaluate_command(model, original, retain_model, data, out, overrides)
         except (UnlearnError, ValueError) as exc:
             _fail(exc)
+        except OSError as exc:
+            _fail(UnlearnError(describe_os_error(exc)))
         typer.echo(f"wrote {report.parent / 'eval.json'} and {report}")
 
     @app.command("compare")

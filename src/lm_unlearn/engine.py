@@ -34,6 +34,7 @@ from lm_unlearn.methods.masks import apply_mask
 from lm_unlearn.models import frozen_linears_to, load_model, save_model, wrap_lora
 from lm_unlearn.objectives import StepContext, build_objective
 from lm_unlearn.objectives.reference import build_reference
+from lm_unlearn.rundir_checks import save_failed
 
 log = logging.getLogger(__name__)
 
@@ -334,7 +335,10 @@ def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False) -> RunResult:
     state_dict = accelerator.get_state_dict(model) if sharded else None
     if main:
         merge_from = loaded.path if frozen_bf16 or sharded else None
-        outputs = _save_outputs(cfg, run_dir, unwrapped, tokenizer, merge_from, state_dict)
+        try:
+            outputs = _save_outputs(cfg, run_dir, unwrapped, tokenizer, merge_from, state_dict)
+        except OSError as exc:  # e.g. a full disk: say so in the manifest and the message
+            raise save_failed(run_dir, manifest, exc) from None
         manifest.update(
             {
                 "status": "finished",

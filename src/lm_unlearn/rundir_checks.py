@@ -10,6 +10,7 @@ from pathlib import Path
 
 from lm_unlearn.config import RunConfig
 from lm_unlearn.errors import UnlearnError
+from lm_unlearn.files import atomic_write_json
 from lm_unlearn.manifest import read_manifest
 
 
@@ -59,3 +60,18 @@ def check_resumable(run_dir: Path) -> None:
             "new run instead (--set name=...)"
         )
     check_writable(run_dir)
+
+
+def save_failed(run_dir: Path, manifest: dict, exc: OSError) -> UnlearnError:
+    """Record a failed final save (e.g. a full disk) in the manifest, so it does not stay
+    "running" unexplained, and return the error to raise."""
+    reason = f"{exc.filename or run_dir}: {exc.strerror or exc}"
+    manifest.update({"status": "failed", "error": f"saving the outputs failed: {reason}"})
+    try:
+        atomic_write_json(run_dir / "manifest.json", manifest)
+    except OSError:
+        pass  # the disk may still be full; the message below says what happened
+    return UnlearnError(
+        f"saving the outputs failed: {reason}; free space, then continue with "
+        f"`unlearn run --resume {run_dir}` (from its last checkpoint, if any)"
+    )
