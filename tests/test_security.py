@@ -348,3 +348,23 @@ def test_dollar_signs_in_run_names_do_not_break_compare(tmp_path):
     result = invoke("compare", *dirs, "--out", tmp_path / "cmp.html")
     assert result.exit_code == 0, result.output
     assert "cost$1" in (tmp_path / "cmp.html").read_text()
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "methods/icu.py",
+        "methods/__init__.py",
+        "benchmark/grid.py",
+        "benchmark/leaderboard.py",
+        "cli_analysis.py",
+    ],
+)
+def test_outputs_are_written_atomically(module):
+    """These modules write results a reader may see half-written: only through files.atomic_*."""
+    import re
+
+    import lm_unlearn
+
+    source = (Path(lm_unlearn.__file__).parent / module).read_text()
+    assert not re.search(r"\.write_(text|bytes)\(|open\([^)]*['\"][wa]b?['\"]", source)

@@ -65,7 +65,7 @@ def recovery_command(
     from lm_unlearn.analysis.plots import krs_figure
     from lm_unlearn.analysis.recovery import analyze_recovery
     from lm_unlearn.data import PromptFormat
-    from lm_unlearn.files import atomic_write_json
+    from lm_unlearn.files import atomic_write_bytes, atomic_write_json
     from lm_unlearn.models import load_model
 
     _setup_logging()
@@ -79,7 +79,7 @@ def recovery_command(
         _fail(exc)
     result |= {"original": original, "unlearned": unlearned}
     atomic_write_json(out, result)
-    out.with_suffix(".png").write_bytes(krs_figure(result))
+    atomic_write_bytes(out.with_suffix(".png"), krs_figure(result))
     for name, values in result["krs"].items():
         best = max(range(len(values)), key=lambda i: values[i] if values[i] == values[i] else -1e9)
         lo, hi = result["windows"][best]
