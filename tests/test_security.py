@@ -368,3 +368,99 @@ def test_outputs_are_written_atomically(module):
 
     source = (Path(lm_unlearn.__file__).parent / module).read_text()
     assert not re.search(r"\.write_(text|bytes)\(|open\([^)]*['\"][wa]b?['\"]", source)
+
+
+def test_converted_gguf_is_checked_against_its_record_on_every_load(tmp_path, tiny_model_dir, monkeypatch):
+    from tiny import save_tiny
+
+    from lm_unlearn import models
+
+    monkeypatch.setenv("LM_UNLEARN_CACHE", str(tmp_path / "cache"))
+    gguf = tmp_path / "package" / "Model.gguf"
+    gguf.parent.mkdir()
+    gguf.write_bytes(b"GGUF stand-in, version 1")
+    conversions = []
+
+    def fake_convert(source, target, digest=None):  # the real one dequantizes a real GGUF
+        conversions.append(source)
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(tiny_model_dir, target)
+        models.write_provenance(target, source.name, models.sha256_file(source))
+        return target
+
+    monkeypatch.setattr(models, "convert_gguf", fake_convert)
+    monkeypatch.setattr(models, "builtin_gguf", lambda name: gguf)
+    path, hashes = models.resolve_model_path("builtin:smollm2-135m-instruct")
+    assert hashes == {"Model.gguf": models.sha256_file(gguf)} and len(conversions) == 1
+    models.resolve_model_path("builtin:smollm2-135m-instruct")
+    assert len(conversions) == 1  # the record matches: reused
+
+    # another (random) model put in the cache is not taken for the GGUF's conversion
+    shutil.rmtree(path)
+    save_tiny(Path(path), seed=1)
+    models.resolve_model_path("builtin:smollm2-135m-instruct")
+    assert len(conversions) == 2
+    # a changed weight file, and a changed package GGUF, are noticed too
+    weights = Path(path) / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-4] + b"\0\0\0\0")
+    models.resolve_model_path("builtin:smollm2-135m-instruct")
+    gguf.write_bytes(b"GGUF stand-in, version 2")
+    _, hashes = models.resolve_model_path("builtin:smollm2-135m-instruct")
+    assert len(conversions) == 4 and hashes["Model.gguf"] == models.sha256_file(gguf)
+
+
+def test_pickled_weights_are_not_loaded(tmp_path, tiny_model_dir):
+    import torch
+
+    from lm_unlearn.errors import ModelError
+    from lm_unlearn.models import load_model
+
+    model = tmp_path / "pickled"
+    shutil.copytree(tiny_model_dir, model)
+    from safetensors.torch import load_file
+
+    torch.save(load_file(str(model / "model.safetensors")), model / "pytorch_model.bin")
+    (model / "model.safetensors").unlink()
+    with pytest.raises(ModelError, match="could not load model"):
+        load_model(str(model))
+
+
+@pytest.fixture
+def finished_run(tmp_path, tiny_model_dir):
+    from lm_unlearn.engine import train
+
+    cfg = tiny_run_config(tmp_path, tiny_model_dir, **{"train.max_steps": 1})
+    run_dir = tmp_path / "runs" / "tiny"
+    train(cfg, run_dir)
+    return run_dir
+
+
+def test_eval_and_audit_refuse_weights_changed_after_the_run(finished_run):
+    config = finished_run / "model" / "config.json"
+    config.write_text(config.read_text().replace("{", '{"changed": 1,', 1))
+    result = invoke("eval", "--model", finished_run, "--metrics", "likelihood")
+    one_line_error(result, "does not match the hashes", "manifest.json")
+    result = invoke("audit", finished_run, "--attacks", "logit_lens", "--no-recovery")
+    one_line_error(result, "does not match the hashes")
+
+
+def test_eval_loads_the_original_at_the_runs_revision(finished_run, monkeypatch):
+    from lm_unlearn import models
+    from lm_unlearn.errors import UnlearnError
+
+    manifest = json.loads((finished_run / "manifest.json").read_text())
+    manifest["config"]["model"]["revision"] = "0123abc"
+    (finished_run / "manifest.json").write_text(json.dumps(manifest))
+    seen = []
+    real = models.load_model
+
+    def recording(spec, **kwargs):
+        seen.append((spec, kwargs.get("revision")))
+        if kwargs.get("revision"):
+            raise UnlearnError("stop here")
+        return real(spec, **kwargs)
+
+    monkeypatch.setattr(models, "load_model", recording)
+    result = invoke("eval", "--model", finished_run, "--metrics", "likelihood")
+    assert "stop here" in result.output
+    assert (manifest["source_model"]["spec"], "0123abc") in seen
