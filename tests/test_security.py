@@ -464,3 +464,27 @@ def test_eval_loads_the_original_at_the_runs_revision(finished_run, monkeypatch)
     result = invoke("eval", "--model", finished_run, "--metrics", "likelihood")
     assert "stop here" in result.output
     assert (manifest["source_model"]["spec"], "0123abc") in seen
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [("train.batch_size", 10**12), ("train.lora.r", 10**11), ("data.max_length", 10**21)],
+)
+def test_absurd_sizes_are_refused(tmp_path, tiny_model_dir, key, value):
+    path = write_config(tmp_path, tiny_model_dir)
+    result = invoke("run", path, "--set", f"{key}={value}")
+    assert result.exit_code == 2 and f"{key}={value} is beyond any real run" in result.output
+
+
+def test_a_yaml_bomb_gives_a_short_message(tmp_path):
+    lines = ['a: &a ["xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"]']
+    for i, name in enumerate("bcdefgh"):
+        prev = "abcdefgh"[i]
+        lines.append(f"{name}: &{name} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]")
+    lines.append("train: {batch_size: *h, lr: *h, seed: *h}")
+    path = tmp_path / "bomb.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    assert len(path.read_bytes()) < 400
+    result = invoke("run", path)
+    assert result.exit_code == 2 and "invalid configuration" in result.output
+    assert len(result.output) < 2000

@@ -134,6 +134,17 @@ class SaveConfig(Strict):
     merge: bool = Field(True, description="LoRA: also save the merged full model to model/.")
 
 
+# Upper bounds on sizes, far above any real run, so that a typo (batch_size=1e12) is an error
+# naming the setting instead of an allocation failure deep inside torch.
+SIZE_LIMITS = {
+    "train.batch_size": 1 << 16,
+    "train.retain_batch_size": 1 << 16,
+    "train.grad_accum": 1 << 16,
+    "train.lora.r": 1 << 14,
+    "data.max_length": 1 << 20,
+}
+
+
 class RunConfig(Strict):
     name: str | None = Field(None, description="Run directory name under output_dir.")
     output_dir: str = "runs"
@@ -162,6 +173,18 @@ class RunConfig(Strict):
         if name is not None:
             check_plain_name(name, "name")
         return name
+
+    @model_validator(mode="after")
+    def _bounded(self) -> RunConfig:
+        for key, limit in SIZE_LIMITS.items():
+            value: Any = self
+            for part in key.split("."):
+                value = getattr(value, part)
+            if value is not None and value > limit:
+                raise ValueError(
+                    f"{key}={truncate(value, 40)} is beyond any real run (at most {limit}); check the value"
+                )
+        return self
 
     @model_validator(mode="after")
     def _method_or_objective(self) -> RunConfig:
