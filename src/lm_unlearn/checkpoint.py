@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from lm_unlearn.errors import UnlearnError
 from lm_unlearn.files import atomic_directory
 
 _STEP_DIR = re.compile(r"^step-(\d+)$")
@@ -86,14 +87,34 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return found[-1] if found else None
 
 
+def check_weights(path: Path, weights: dict[str, torch.Tensor], model: torch.nn.Module) -> None:
+    """The checkpoint holds exactly the model's trainable parameters, each with its exact shape
+    (copy_ would broadcast a smaller tensor, and a frozen parameter must not change)."""
+    trainable = {name: p for name, p in model.named_parameters() if p.requires_grad}
+    extra, missing = sorted(set(weights) - set(trainable)), sorted(set(trainable) - set(weights))
+    shapes = sorted(n for n in set(weights) & set(trainable) if weights[n].shape != trainable[n].shape)
+    problems = [
+        f"{what}: {', '.join(names[:3])}{' ...' if len(names) > 3 else ''}"
+        for what, names in (
+            ("not trainable parameters of this model", extra),
+            ("missing trainable parameters", missing),
+            ("other shapes than the model's", shapes),
+        )
+        if names
+    ]
+    if problems:
+        raise UnlearnError(
+            f"{path / 'trainable.safetensors'} does not fit this run's model ({'; '.join(problems)}); "
+            "was the run's config changed? Restore it, or delete the checkpoint to start again"
+        )
+
+
 def load_checkpoint(path: Path, model: torch.nn.Module, optimizer, scheduler) -> int:
     """Restore trainable weights, optimizer and scheduler; return the step it was taken at."""
     state = json.loads((path / "state.json").read_text())
     weights = load_file(str(path / "trainable.safetensors"))
+    check_weights(path, weights, model)
     params = dict(model.named_parameters())
-    missing = set(weights) - set(params)
-    if missing:
-        raise RuntimeError(f"{path}: checkpoint has parameters the model lacks: {sorted(missing)[:3]}")
     with torch.no_grad():
         for name, value in weights.items():
             params[name].copy_(value)

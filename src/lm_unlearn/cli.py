@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from lm_unlearn.errors import UnlearnError
+from lm_unlearn.cli_options import TrustRemoteCodeOpt
+from lm_unlearn.errors import UnlearnError, describe_os_error
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="Machine unlearning for large language models."
@@ -36,37 +36,37 @@ def run(
     config: Annotated[Path | None, typer.Argument(help="YAML config; omit for the demo.")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override: key=value.")] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue an interrupted run dir.")] = None,
+    trust_remote_code: TrustRemoteCodeOpt = False,
 ) -> None:
     """Unlearn: train the model away from the forget set, write runs/<name>/."""
     from lm_unlearn.config import load_config
     from lm_unlearn.engine import train
+    from lm_unlearn.models import remote_code
+    from lm_unlearn.rundir_checks import check_resumable, new_run_dir
 
     _setup_logging()
     try:
         if resume is not None:
             if config is not None or set_:
                 raise UnlearnError("--resume takes the run's saved config; drop CONFIG and --set")
-            if not (resume / "config.yaml").is_file():
-                raise UnlearnError(f"{resume} is not a run directory (no config.yaml)")
-            cfg = load_config(resume / "config.yaml")
+            check_resumable(resume)
+            cfg = load_config(resume / "config.yaml", trust_remote_code=trust_remote_code)
             run_dir = resume
         else:
-            cfg = load_config(config, set_ or [])
-            name = cfg.name or f"{cfg.method or 'custom'}-{datetime.now():%Y%m%d-%H%M%S}"
-            run_dir = Path(cfg.output_dir) / name
-            if run_dir.exists() and any(run_dir.iterdir()):
-                raise UnlearnError(
-                    f"{run_dir} already exists; use --resume {run_dir} or another name (--set name=...)"
-                )
-        result = train(cfg, run_dir, resume=resume is not None)
-        typer.echo(f"done: {result.steps} steps ({result.stop_reason}); outputs in {result.run_dir}")
-        main_process = int(os.environ.get("RANK", "0")) == 0  # one evaluation per launch
-        if cfg.evaluate and main_process and (result.run_dir / "manifest.json").is_file():
-            from lm_unlearn.cli_eval import evaluate_run
+            cfg = load_config(config, set_ or [], trust_remote_code=trust_remote_code)
+            run_dir = new_run_dir(cfg)
+        with remote_code(trust_remote_code):
+            result = train(cfg, run_dir, resume=resume is not None)
+            typer.echo(f"done: {result.steps} steps ({result.stop_reason}); outputs in {result.run_dir}")
+            main_process = int(os.environ.get("RANK", "0")) == 0  # one evaluation per launch
+            if cfg.evaluate and main_process and (result.run_dir / "manifest.json").is_file():
+                from lm_unlearn.cli_eval import evaluate_run
 
-            typer.echo(f"report: {evaluate_run(result.run_dir)}")
+                typer.echo(f"report: {evaluate_run(result.run_dir)}")
     except UnlearnError as exc:
         _fail(exc)
+    except OSError as exc:  # an unreadable input or unwritable output, named in one line
+        _fail(UnlearnError(describe_os_error(exc)))
 
 
 @app.command()

@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from lm_unlearn.errors import UnlearnError
+from lm_unlearn.cli_options import TrustRemoteCodeOpt
+from lm_unlearn.errors import UnlearnError, describe_os_error
 
 analyze_app = typer.Typer(no_args_is_help=True, help="Analyses of an unlearned model.")
 
@@ -58,26 +59,27 @@ def recovery_command(
     out: Annotated[Path, typer.Option(help="JSON output; a .png plot is written beside it.")] = Path(
         "recovery.json"
     ),
+    trust_remote_code: TrustRemoteCodeOpt = False,
 ) -> None:
     """Knowledge recovery scores (Hong et al., 2024) per layer window and intervention."""
     from lm_unlearn.analysis.plots import krs_figure
     from lm_unlearn.analysis.recovery import analyze_recovery
     from lm_unlearn.data import PromptFormat
-    from lm_unlearn.files import atomic_write_json
+    from lm_unlearn.files import atomic_write_bytes, atomic_write_json
     from lm_unlearn.models import load_model
 
     _setup_logging()
     try:
         records = _records(data, limit)
-        orig = load_model(original).model
-        unl = load_model(unlearned)
+        orig = load_model(original, trust_remote_code=trust_remote_code).model
+        unl = load_model(unlearned, trust_remote_code=trust_remote_code)
         fmt = PromptFormat.choose(unl.tokenizer, template)
         result = analyze_recovery(orig, unl.model, records, fmt, window, first_layer, last_layer, answer_only)
     except UnlearnError as exc:
         _fail(exc)
     result |= {"original": original, "unlearned": unlearned}
     atomic_write_json(out, result)
-    out.with_suffix(".png").write_bytes(krs_figure(result))
+    atomic_write_bytes(out.with_suffix(".png"), krs_figure(result))
     for name, values in result["krs"].items():
         best = max(range(len(values)), key=lambda i: values[i] if values[i] == values[i] else -1e9)
         lo, hi = result["windows"][best]
@@ -103,6 +105,7 @@ def attack_command(
     bits: Annotated[str, typer.Option(help="quantize: comma-separated bit widths.")] = "8,4",
     group_size: Annotated[int, typer.Option(help="quantize: weights per scale group.")] = 128,
     out: Annotated[Path | None, typer.Option(help="Write the full result as JSON here.")] = None,
+    trust_remote_code: TrustRemoteCodeOpt = False,
 ) -> None:
     """Attack an unlearned model and report how much forgotten knowledge comes back."""
     from lm_unlearn.analysis.attacks import ATTACKS
@@ -115,8 +118,8 @@ def attack_command(
         if name not in ATTACKS:
             raise UnlearnError(f"unknown attack {name!r}; known: {', '.join(ATTACKS)}")
         records = _records(data, limit)
-        loaded = load_model(model)
-        orig = load_model(original).model if original else None
+        loaded = load_model(model, trust_remote_code=trust_remote_code)
+        orig = load_model(original, trust_remote_code=trust_remote_code).model if original else None
         fmt = PromptFormat.choose(loaded.tokenizer, template)
         options: dict = {} if name == "logit_lens" else {"max_new_tokens": max_new_tokens}
         if name == "relearn":
@@ -145,25 +148,30 @@ def audit_command(
     redact: Annotated[
         bool, typer.Option(help="Leave forget questions and answers out of the outputs.")
     ] = False,
+    trust_remote_code: TrustRemoteCodeOpt = False,
 ) -> None:
     """Run attacks and recovery analysis on a finished run; write RUN_DIR/audit.json and audit.html."""
     from lm_unlearn.analysis.audit import run_audit
+    from lm_unlearn.models import remote_code
 
     _setup_logging()
     try:
-        result = run_audit(
-            run_dir,
-            attacks=[a.strip() for a in attacks.split(",") if a.strip()],
-            recovery=recovery,
-            window=window,
-            answer_only=answer_only,
-            limit=limit,
-            max_new_tokens=max_new_tokens,
-            relearn_steps=relearn_steps,
-            redact_text=redact,
-        )
+        with remote_code(trust_remote_code):
+            result = run_audit(
+                run_dir,
+                attacks=[a.strip() for a in attacks.split(",") if a.strip()],
+                recovery=recovery,
+                window=window,
+                answer_only=answer_only,
+                limit=limit,
+                max_new_tokens=max_new_tokens,
+                relearn_steps=relearn_steps,
+                redact_text=redact,
+            )
     except UnlearnError as exc:
         _fail(exc)
+    except OSError as exc:
+        _fail(UnlearnError(describe_os_error(exc)))
     for line in result["verdicts"]:
         typer.echo(line)
     typer.echo(f"wrote {run_dir / 'audit.json'} and {run_dir / 'audit.html'}")

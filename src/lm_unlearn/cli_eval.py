@@ -14,7 +14,9 @@ from typing import Annotated, Any
 import typer
 import yaml
 
-from lm_unlearn.errors import UnlearnError
+from lm_unlearn.cli_options import TrustRemoteCodeOpt
+from lm_unlearn.errors import UnlearnError, describe_os_error
+from lm_unlearn.manifest import read_manifest, source_revision, verify_outputs
 
 log = logging.getLogger(__name__)
 
@@ -42,25 +44,30 @@ def is_run_dir(path: Path) -> bool:
     return (path / "manifest.json").is_file() and (path / "config.yaml").is_file()
 
 
-def load_run_model(run_dir: Path, original_spec: str):
+def load_run_model(run_dir: Path, original_spec: str, revision: str | None = None):
     """The unlearned model of a run: run_dir/model, else the original with run_dir/adapter merged,
-    or for in-context unlearning (icu) the original with the run's prompt wrapper."""
+    or for in-context unlearning (icu) the original with the run's prompt wrapper.
+
+    The weights are first checked against the hashes the run's manifest recorded; `revision` is
+    the original's hub revision.
+    """
     from dataclasses import replace
 
     from lm_unlearn.methods.icu import load_wrapper
     from lm_unlearn.models import LoadedModel, load_model
 
+    verify_outputs(run_dir, read_manifest(run_dir))
     wrapper = load_wrapper(run_dir)
     if wrapper is not None:
         log.warning("evaluating an in-context unlearning run: %s", wrapper.warning)
-        return replace(load_model(original_spec), prompt_prefix=wrapper.prefix)
+        return replace(load_model(original_spec, revision=revision), prompt_prefix=wrapper.prefix)
 
     if (run_dir / "model" / "config.json").is_file():
         return load_model(str(run_dir / "model"))
     if (run_dir / "adapter" / "adapter_config.json").is_file():
         from peft import PeftModel
 
-        base = load_model(original_spec)
+        base = load_model(original_spec, revision=revision)
         merged = PeftModel.from_pretrained(base.model, str(run_dir / "adapter")).merge_and_unload()
         return LoadedModel(merged, base.tokenizer, str(run_dir / "adapter"), str(run_dir / "adapter"))
     raise UnlearnError(f"{run_dir} holds neither model/ nor adapter/; has the run finished?")
@@ -72,8 +79,13 @@ def run_eval_config(run_dir: Path, data: Path | None = None, **overrides):
 
     run_cfg = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
     model_cfg = run_cfg.get("model", {})
-    template = {"template": model_cfg.get("template"), "system_prompt": model_cfg.get("system_prompt")}
-    return load_eval_config(data or run_dir / "config.yaml", **(template | overrides))
+    own = {
+        "template": model_cfg.get("template"),
+        "system_prompt": model_cfg.get("system_prompt"),
+        "redact": run_cfg.get("redact") or None,  # a redacted run stays redacted
+    }
+    given = {k: v for k, v in overrides.items() if v is not None}
+    return load_eval_config(data or run_dir / "config.yaml", **(own | given))
 
 
 def evaluate_run(
@@ -100,15 +112,14 @@ def evaluate_run(
     from lm_unlearn.report.html import run_title
 
     run_dir = Path(run_dir)
-    manifest = json.loads((run_dir / "manifest.json").read_text())
-    if original_spec is None:
-        original_spec = manifest.get("source_model", {}).get("spec") or manifest["config"]["model"]["name"]
+    manifest = read_manifest(run_dir)
+    own = manifest.get("source_model", {}).get("spec") or manifest["config"]["model"]["name"]
+    original_spec = original_spec or own
+    revision = source_revision(manifest) if original_spec == own else None
     cfg = cfg or run_eval_config(run_dir)
-    # The run's validation splits steered its training: they are never evaluation data.
-    held = run_dir / "validation.json"
-    data = load_eval_data(cfg, json.loads(held.read_text()) if held.is_file() else None)
-    original = load_model(original_spec)
-    model = load_run_model(run_dir, original_spec)
+    data = load_eval_data(cfg, validation_records(run_dir))
+    model = load_run_model(run_dir, original_spec, revision)  # checks the run's hashes first
+    original = load_model(original_spec, revision=revision)
     result = evaluate(
         model, data, cfg, original=original, retain_model=retain_model, reference_model=reference_model
     )
@@ -133,6 +144,52 @@ def _table(labels: list[str], names: list[str], columns: list[list[Any]]) -> str
             name.ljust(width) + "  " + "  ".join(cell(c[i]).rjust(w) for c, w in zip(columns, col_w))
         )
     return "\n".join(lines)
+
+
+def validation_records(run_dir: Path) -> dict[str, list[str]] | None:
+    """Digests of the run's validation splits: they steered its training, so they are never
+    evaluation data (the evaluation leaves them out)."""
+    held = run_dir / "validation.json"
+    return json.loads(held.read_text()) if held.is_file() else None
+
+
+def _evaluate_command(
+    model: str,
+    original: str | None,
+    retain_model: str | None,
+    reference_model: str | None,
+    data,
+    out,
+    overrides: dict,
+) -> Path:
+    """`unlearn eval`: a run directory (written into it unless `out`) or any model."""
+    from lm_unlearn.evaluation import evaluate, load_eval_config, load_eval_data
+    from lm_unlearn.models import load_model
+    from lm_unlearn.report import write_outputs
+
+    path = Path(model)
+    if is_run_dir(path) and out is None:
+        cfg = run_eval_config(path, data, **overrides)
+        return evaluate_run(path, original, cfg, retain_model, reference_model)
+    leave_out = None
+    if is_run_dir(path):
+        cfg = run_eval_config(path, data, **overrides)
+        manifest = read_manifest(path)
+        revision = source_revision(manifest) if original is None else None
+        original = original or manifest.get("source_model", {}).get("spec")
+        loaded = load_run_model(path, original, revision)
+        original = load_model(original, revision=revision) if original else None
+        leave_out = validation_records(path)
+    else:
+        cfg = load_eval_config(data, **overrides)
+        loaded = model
+    data = load_eval_data(cfg, leave_out)
+    result = evaluate(
+        loaded, data, cfg, original=original, retain_model=retain_model, reference_model=reference_model
+    )
+    target = out or (path if is_run_dir(path) else Path(f"eval-{datetime.now():%Y%m%d-%H%M%S}"))
+    _, report = write_outputs(result, target, f"lm-unlearn evaluation: {model}", cfg.redact)
+    return report
 
 
 def register(app: typer.Typer) -> None:
@@ -169,11 +226,11 @@ def register(app: typer.Typer) -> None:
         redact: Annotated[
             bool, typer.Option(help="Hide forget-side text in eval.json and the report.")
         ] = False,
+        trust_remote_code: TrustRemoteCodeOpt = False,
     ) -> None:
         """Evaluate a model: write eval.json and report.html."""
         from lm_unlearn.cli import _fail, _setup_logging
-        from lm_unlearn.evaluation import evaluate, load_eval_config, load_eval_data
-        from lm_unlearn.report import write_outputs
+        from lm_unlearn.models import remote_code
 
         _setup_logging()
         overrides = {
@@ -183,31 +240,14 @@ def register(app: typer.Typer) -> None:
             "redact": redact or None,
         }
         try:
-            path = Path(model)
-            if is_run_dir(path) and out is None:
-                cfg = run_eval_config(path, data, **overrides)
-                report = evaluate_run(path, original, cfg, retain_model, reference_model)
-            else:
-                if is_run_dir(path):
-                    cfg = run_eval_config(path, data, **overrides)
-                    manifest = json.loads((path / "manifest.json").read_text())
-                    original = original or manifest.get("source_model", {}).get("spec")
-                    loaded = load_run_model(path, original)
-                else:
-                    cfg = load_eval_config(data, **overrides)
-                    loaded = model
-                result = evaluate(
-                    loaded,
-                    load_eval_data(cfg),
-                    cfg,
-                    original=original,
-                    retain_model=retain_model,
-                    reference_model=reference_model,
+            with remote_code(trust_remote_code):
+                report = _evaluate_command(
+                    model, original, retain_model, reference_model, data, out, overrides
                 )
-                target = out or (path if is_run_dir(path) else Path(f"eval-{datetime.now():%Y%m%d-%H%M%S}"))
-                _, report = write_outputs(result, target, f"lm-unlearn evaluation: {model}", cfg.redact)
         except (UnlearnError, ValueError) as exc:
             _fail(exc)
+        except OSError as exc:
+            _fail(UnlearnError(describe_os_error(exc)))
         typer.echo(f"wrote {report.parent / 'eval.json'} and {report}")
 
     @app.command("compare")

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from lm_unlearn.errors import ConfigError
 
@@ -20,7 +20,11 @@ class Strict(BaseModel):
 class ModelConfig(Strict):
     name: str = Field(DEFAULT_MODEL, description="Local HF directory, hub id, .gguf file or builtin:NAME.")
     revision: str | None = Field(None, description="Hub revision (branch, tag or commit).")
-    trust_remote_code: bool = Field(False, description="Run model code shipped with the checkpoint.")
+    trust_remote_code: bool = Field(
+        False,
+        description="Run model code shipped with the checkpoint. Only the command line's "
+        "--trust-remote-code sets it; a saved `true` without that flag is refused.",
+    )
     template: Literal["auto", "chat", "plain"] = Field(
         "auto",
         description="Prompt format: the tokenizer's chat template ('chat'), "
@@ -193,6 +197,17 @@ class SaveConfig(Strict):
     merge: bool = Field(True, description="LoRA: also save the merged full model to model/.")
 
 
+# Upper bounds on sizes, far above any real run, so that a typo (batch_size=1e12) is an error
+# naming the setting instead of an allocation failure deep inside torch.
+SIZE_LIMITS = {
+    "train.batch_size": 1 << 16,
+    "train.retain_batch_size": 1 << 16,
+    "train.grad_accum": 1 << 16,
+    "train.lora.r": 1 << 14,
+    "data.max_length": 1 << 20,
+}
+
+
 class RunConfig(Strict):
     name: str | None = Field(None, description="Run directory name under output_dir.")
     output_dir: str = "runs"
@@ -209,6 +224,30 @@ class RunConfig(Strict):
     evaluate: bool = Field(
         True, description="After training, evaluate the model against the original: eval.json, report.html."
     )
+    redact: bool = Field(
+        False,
+        description="The automatic evaluation's eval.json and report.html hold placeholders instead "
+        "of forget-side text (and its cache keeps scores only), as `unlearn eval --redact`.",
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, name: str | None) -> str | None:
+        if name is not None:
+            check_plain_name(name, "name")
+        return name
+
+    @model_validator(mode="after")
+    def _bounded(self) -> RunConfig:
+        for key, limit in SIZE_LIMITS.items():
+            value: Any = self
+            for part in key.split("."):
+                value = getattr(value, part)
+            if value is not None and value > limit:
+                raise ValueError(
+                    f"{key}={truncate(value, 40)} is beyond any real run (at most {limit}); check the value"
+                )
+        return self
 
     @model_validator(mode="after")
     def _method_or_objective(self) -> RunConfig:
@@ -219,6 +258,23 @@ class RunConfig(Strict):
 
             self.train.mode = recipe_train_mode(self.method) or self.train.mode  # e.g. rmu: full
         return self
+
+
+def check_plain_name(name: str, what: str) -> None:
+    """A name that becomes one directory or file name: no separators, no '..', no control
+    characters, so it cannot point outside the directory it is put in."""
+    bad = (
+        not name
+        or name in (".", "..")
+        or any(c in name for c in "/\\")
+        or any(ord(c) < 32 or ord(c) == 127 for c in name)
+        or len(name) > 200
+    )
+    if bad:
+        raise ValueError(
+            f"{what} must be one plain file name (no '/', '\\', '..' or control characters, at "
+            f"most 200 characters), got {truncate(name)}"
+        )
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -249,13 +305,26 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
+def truncate(value: Any, limit: int = 80) -> str:
+    """repr(value) cut to `limit` characters, so a message stays a message (YAML aliases can
+    expand a few hundred bytes of input into megabytes)."""
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 20]}... ({len(text)} chars)"
+
+
+MAX_ERRORS_SHOWN = 12
+
+
 def format_validation_error(exc: ValidationError, source: str) -> str:
-    lines = [f"invalid configuration ({source}):"]
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    errors = exc.errors()
+    lines = [f"invalid configuration ({truncate(source, 200)}):"]
+    for err in errors[:MAX_ERRORS_SHOWN]:
+        where = truncate(".".join(str(p) for p in err["loc"]) or "(top level)")
         got = err.get("input")
-        shown = "" if isinstance(got, dict) else f" (got {got!r})"
-        lines.append(f"  {where}: {err['msg']}{shown}")
+        shown = "" if isinstance(got, dict) else f" (got {truncate(repr(got))})"
+        lines.append(f"  {where}: {truncate(err['msg'], 200)}{shown}")
+    if len(errors) > MAX_ERRORS_SHOWN:
+        lines.append(f"  ... and {len(errors) - MAX_ERRORS_SHOWN} more")
     return "\n".join(lines)
 
 
@@ -273,8 +342,13 @@ def read_yaml_mapping(path: str | Path, what: str, expected: str) -> dict[str, A
     return loaded or {}
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
-    """Read a YAML config (or none: all defaults), apply `--set` overrides, validate."""
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | None = None, *, trust_remote_code: bool = False
+) -> RunConfig:
+    """Read a YAML config (or none: all defaults), apply `--set` overrides, validate.
+
+    trust_remote_code: the user's --trust-remote-code flag; see `validate_config`.
+    """
     data: dict[str, Any] = {}
     source = "defaults"
     if path is not None:
@@ -283,11 +357,27 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     if overrides:
         data = apply_overrides(data, list(overrides))
         source += " + --set"
-    return validate_config(data, source)
+    return validate_config(data, source, trust_remote_code=trust_remote_code)
 
 
-def validate_config(data: dict[str, Any], source: str = "config") -> RunConfig:
+def validate_config(
+    data: dict[str, Any], source: str = "config", *, trust_remote_code: bool = False
+) -> RunConfig:
+    """Validate a config mapping.
+
+    Config files and run directories are not trusted to run code: a `model.trust_remote_code`
+    that is true in `data` is refused unless the caller passes the user's explicit
+    `trust_remote_code` flag, which then sets it.
+    """
     try:
-        return RunConfig.model_validate(data)
+        cfg = RunConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, source)) from None
+    if cfg.model.trust_remote_code and not trust_remote_code:
+        raise ConfigError(
+            f"{source}: model.trust_remote_code is true, but code shipped with a model runs only "
+            f"when you pass --trust-remote-code on the command line, on each invocation; pass it "
+            f"if you trust the code in {truncate(cfg.model.name)}"
+        )
+    cfg.model.trust_remote_code = trust_remote_code
+    return cfg

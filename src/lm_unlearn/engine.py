@@ -36,6 +36,7 @@ from lm_unlearn.models import frozen_linears_to, load_model, save_model, wrap_lo
 from lm_unlearn.objectives import StepContext, build_objective
 from lm_unlearn.objectives.reference import build_reference
 from lm_unlearn.precision import has_accelerator, resolve_frozen_dtype, resolve_precision
+from lm_unlearn.rundir_checks import save_failed
 from lm_unlearn.validation import Keeper, Validator, check_target, hold_out, record_digests
 
 log = logging.getLogger(__name__)
@@ -340,7 +341,10 @@ def train(
     state_dict = accelerator.get_state_dict(model) if sharded else None
     if main:
         merge_from = loaded.path if frozen_bf16 or sharded else None
-        outputs = _save_outputs(cfg, run_dir, unwrapped, tokenizer, merge_from, state_dict)
+        try:
+            outputs = _save_outputs(cfg, run_dir, unwrapped, tokenizer, merge_from, state_dict)
+        except OSError as exc:  # e.g. a full disk: say so in the manifest and the message
+            raise save_failed(run_dir, manifest, exc) from None
         manifest.update(
             {
                 "status": "finished",

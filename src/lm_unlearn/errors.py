@@ -15,3 +15,9 @@ class DataError(UnlearnError):
 
 class ModelError(UnlearnError):
     pass
+
+
+def describe_os_error(exc: OSError) -> str:
+    """One line for a failed file operation: the file and the system's reason."""
+    where = exc.filename if exc.filename is not None else "a file operation"
+    return f"{where}: {exc.strerror or exc}"

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import shutil
+import socket
 import tempfile
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -47,29 +51,75 @@ def atomic_write_json(path: str | Path, data: Any) -> None:
 def atomic_directory(target: str | Path, fill: Callable[[Path], None]) -> Path:
     """Build a directory in a temporary sibling, then rename it onto `target`.
 
-    `fill(tmp_dir)` writes the content. An interrupted build leaves only a `.tmp-*`
-    sibling, which readers ignore and the next build removes.
+    `fill(tmp_dir)` writes the content. An interrupted build leaves only a `.tmp-*` sibling,
+    which readers ignore and a later build removes once the process that made it is gone;
+    builds of the same target in other live processes keep theirs, and the final swap happens
+    under a lock on the parent directory, so concurrent builds end with one whole directory.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    for stale in target.parent.glob(f".tmp-{target.name}-*"):
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".tmp-{target.name}-"))
+    _remove_abandoned(target)
+    owner = f"{socket.gethostname()}-{os.getpid()}-"
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".tmp-{target.name}-{owner}"))
     try:
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp creates 0700; give the usual mode
         fill(tmp)
-        if target.exists():
-            old = target.with_name(f".old-{target.name}")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(target, old)
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
+        with _locked(target.parent):
+            if target.exists():
+                old = target.with_name(f".old-{target.name}")
+                shutil.rmtree(old, ignore_errors=True)
+                os.replace(target, old)
+                os.replace(tmp, target)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
+
+
+@contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    """An exclusive flock on the directory itself (no lock file left behind)."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _owner_alive(host: str, pid: str) -> bool:
+    if host != socket.gethostname() or not pid.isdigit():
+        return True  # another machine's build (shared disk): not ours to judge
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_abandoned(target: Path, legacy_age_s: float = 86400.0) -> None:
+    """Remove `.tmp-<name>-<host>-<pid>-*` siblings whose building process has ended.
+
+    Temporary directories without an owner (made by older versions) go once a day old.
+    """
+    prefix = f".tmp-{target.name}-"
+    for stale in target.parent.glob(f"{prefix}*"):
+        parts = stale.name[len(prefix) :].rsplit("-", 2)
+        if len(parts) == 3:
+            if _owner_alive(parts[0], parts[1]):
+                continue
+        else:
+            try:
+                if time.time() - stale.stat().st_mtime < legacy_age_s:
+                    continue
+            except OSError:
+                continue
+        shutil.rmtree(stale, ignore_errors=True)
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:

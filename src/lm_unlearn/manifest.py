@@ -44,3 +44,47 @@ def data_entry(path: str, records: list[Record]) -> dict[str, Any]:
     if Path(path).is_file():
         entry["file_sha256"] = sha256_file(path)
     return entry
+
+
+def read_manifest(run_dir: str | Path) -> dict[str, Any]:
+    """RUN_DIR/manifest.json, or an error that names it and says what to do."""
+    from lm_unlearn.errors import UnlearnError
+
+    path = Path(run_dir) / "manifest.json"
+    if not path.is_file():
+        raise UnlearnError(f"{path} is missing: {run_dir} is not a run directory, or its run never started")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UnlearnError(f"{path}: not valid JSON ({exc}); the run directory is damaged") from None
+    if not isinstance(manifest, dict):
+        raise UnlearnError(f"{path}: expected a JSON object; the run directory is damaged")
+    return manifest
+
+
+def source_revision(manifest: dict[str, Any]) -> str | None:
+    """The hub revision the run's source model was loaded at (None: the default branch)."""
+    model = (manifest.get("config") or {}).get("model") or {}
+    return model.get("revision") if isinstance(model, dict) else None
+
+
+def verify_outputs(run_dir: str | Path, manifest: dict[str, Any]) -> None:
+    """Check RUN_DIR's model/ and adapter/ against the hashes its manifest recorded at the end of
+    training, so an evaluation or audit never reports on weights the run did not produce."""
+    from lm_unlearn.errors import UnlearnError
+    from lm_unlearn.files import sha256_tree
+
+    outputs = manifest.get("outputs") or {}
+    for name in ("model", "adapter"):
+        recorded = (outputs.get(name) or {}).get("sha256")
+        if recorded is None:
+            continue
+        target = Path(run_dir) / name
+        found = sha256_tree(target) if target.is_dir() else {}
+        if found != recorded:
+            changed = sorted(set(found) ^ set(recorded) | {k for k in found if found[k] != recorded.get(k)})
+            raise UnlearnError(
+                f"{target} does not match the hashes in {Path(run_dir) / 'manifest.json'} "
+                f"(differs: {', '.join(changed[:3]) or 'all'}); the weights were changed after the "
+                "run finished: re-run it, or evaluate it as a plain model (--model DIR/model --out OUT)"
+            )

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,7 +16,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 from lm_unlearn.errors import ModelError
-from lm_unlearn.files import atomic_directory, sha256_file, sha256_tree
+from lm_unlearn.files import atomic_directory, atomic_write_json, sha256_file, sha256_tree
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +34,21 @@ class LoadedModel:
     path: str  # where the weights were read from
     source_hashes: dict[str, str] = field(default_factory=dict)
     prompt_prefix: str = ""  # in-context unlearning: the run's wrapper, put before every prompt
+
+
+# Whether code shipped with a model may run, for loads that do not say (evaluation, audit,
+# attacks). Only the command line's --trust-remote-code sets it (see `remote_code`).
+_REMOTE_CODE: ContextVar[bool] = ContextVar("lm_unlearn_remote_code", default=False)
+
+
+@contextmanager
+def remote_code(allowed: bool) -> Iterator[None]:
+    """Within the block, model loads that do not pass trust_remote_code use `allowed`."""
+    token = _REMOTE_CODE.set(bool(allowed))
+    try:
+        yield
+    finally:
+        _REMOTE_CODE.reset(token)
 
 
 def cache_dir() -> Path:
@@ -57,12 +76,17 @@ def builtin_gguf(name: str) -> Path:
     return path
 
 
-def convert_gguf(gguf_path: Path, target: Path) -> Path:
+PROVENANCE = ".provenance.json"  # a dot file: sha256_tree leaves it out of the hashes it records
+
+
+def convert_gguf(gguf_path: Path, target: Path, gguf_sha256: str | None = None) -> Path:
     """Dequantize a GGUF checkpoint once into a plain safetensors HF directory.
 
     transformers refuses save_pretrained on a GGUF-loaded model, so the model is rebuilt
-    from its config and state dict first.
+    from its config and state dict first. The directory records the GGUF's hash and the hash
+    of every file written (PROVENANCE), which `converted_model` checks on each load.
     """
+    gguf_sha256 = gguf_sha256 or sha256_file(gguf_path)
     log.info("converting %s to safetensors in %s (once)", gguf_path.name, target)
     tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
     loaded = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
@@ -77,29 +101,48 @@ def convert_gguf(gguf_path: Path, target: Path) -> Path:
     def fill(tmp: Path) -> None:
         plain.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        (tmp / "SOURCE_SHA256").write_text(f"{sha256_file(gguf_path)}  {gguf_path.name}\n")
+        write_provenance(tmp, gguf_path.name, gguf_sha256)
 
     return atomic_directory(target, fill)
+
+
+def write_provenance(directory: Path, source_name: str, source_sha256: str) -> None:
+    record = {"source": {"name": source_name, "sha256": source_sha256}, "files": sha256_tree(directory)}
+    atomic_write_json(directory / PROVENANCE, record)
+
+
+def provenance_matches(directory: Path, source_sha256: str) -> bool:
+    """True when `directory` was converted from a source with this hash and no file in it has
+    changed since."""
+    try:
+        record = json.loads((directory / PROVENANCE).read_text(encoding="utf-8"))
+        recorded_source, files = record["source"]["sha256"], record["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return recorded_source == source_sha256 and bool(files) and sha256_tree(directory) == files
+
+
+def converted_model(gguf: Path, target: Path) -> tuple[str, dict[str, str]]:
+    """The converted copy of `gguf` at `target`, made again when it is missing or does not match
+    the GGUF (another model in the cache, a changed file, an older cache without a record)."""
+    digest = sha256_file(gguf)
+    if not provenance_matches(target, digest):
+        if target.exists():
+            log.warning("%s does not match %s (its recorded hashes); converting again", target, gguf)
+        convert_gguf(gguf, target, digest)
+    return str(target), {gguf.name: digest}
 
 
 def resolve_model_path(spec: str) -> tuple[str, dict[str, str]]:
     """Return (path or hub id to load, hashes of the source files)."""
     if spec.startswith("builtin:"):
         name = spec.split(":", 1)[1]
-        gguf = builtin_gguf(name)
-        target = cache_dir() / "models" / name
-        if not (target / "config.json").is_file():
-            convert_gguf(gguf, target)
-        digest = (target / "SOURCE_SHA256").read_text().split()[0]
-        return str(target), {gguf.name: digest}
+        return converted_model(builtin_gguf(name), cache_dir() / "models" / name)
     path = Path(spec)
     if path.suffix == ".gguf":
         if not path.is_file():
             raise ModelError(f"GGUF file not found: {path}")
-        target = cache_dir() / "models" / f"gguf-{sha256_file(path)[:16]}"
-        if not (target / "config.json").is_file():
-            convert_gguf(path, target)
-        return str(target), {path.name: (target / "SOURCE_SHA256").read_text().split()[0]}
+        return converted_model(path, cache_dir() / "models" / f"gguf-{sha256_file(path)[:16]}")
     if path.exists():
         if not (path / "config.json").is_file():
             raise ModelError(f"{path} is not a Hugging Face model directory (no config.json)")
@@ -123,17 +166,23 @@ def load_model(
     spec: str,
     *,
     revision: str | None = None,
-    trust_remote_code: bool = False,
+    trust_remote_code: bool | None = None,
     dtype: torch.dtype | str = torch.float32,
 ) -> LoadedModel:
-    """dtype: the parameters' dtype, or "auto" for the checkpoint's own."""
+    """dtype: the parameters' dtype, or "auto" for the checkpoint's own.
+
+    trust_remote_code: None uses the enclosing `remote_code(...)` block's setting (default: no).
+    """
+    if trust_remote_code is None:
+        trust_remote_code = _REMOTE_CODE.get()
     path, hashes = resolve_model_path(spec)
     try:
         tokenizer = AutoTokenizer.from_pretrained(
             path, revision=revision, trust_remote_code=trust_remote_code
         )
+        # safetensors only: a pickled pytorch_model.bin can run code when loaded
         model = AutoModelForCausalLM.from_pretrained(
-            path, revision=revision, trust_remote_code=trust_remote_code, dtype=dtype
+            path, revision=revision, trust_remote_code=trust_remote_code, dtype=dtype, use_safetensors=True
         )
     except OSError as exc:
         raise ModelError(f"could not load model {spec!r}: {exc}") from None

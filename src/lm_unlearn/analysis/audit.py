@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from lm_unlearn.data import PromptFormat, Record, read_records
 from lm_unlearn.data.demo import demo_dataset
 from lm_unlearn.errors import UnlearnError
 from lm_unlearn.files import atomic_write_json, atomic_write_text
-from lm_unlearn.manifest import now
+from lm_unlearn.manifest import now, read_manifest, source_revision, verify_outputs
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +27,9 @@ FORGET_TEXT_KEYS = ("answers", "answers_after", "example_prompt")
 
 def read_run(run_dir: Path) -> tuple[dict, DatasetConfig]:
     """The run's manifest and its forget data set, with errors that say what to do."""
-    manifest_path = run_dir / "manifest.json"
-    if not manifest_path.is_file():
+    if not (run_dir / "manifest.json").is_file():
         raise UnlearnError(f"{run_dir} is not a run directory (no manifest.json)")
-    manifest = json.loads(manifest_path.read_text())
+    manifest = read_manifest(run_dir)
     if manifest.get("status") != "finished":
         raise UnlearnError(
             f"{run_dir}: the run's status is {manifest.get('status')!r}, not 'finished'; "
@@ -42,6 +40,7 @@ def read_run(run_dir: Path) -> tuple[dict, DatasetConfig]:
             f"{run_dir}/model is missing; the audit needs the full unlearned model "
             "(LoRA runs save it when save.merge is true)"
         )
+    verify_outputs(run_dir, manifest)
     forget = manifest.get("config", {}).get("data", {}).get("forget")
     return manifest, DatasetConfig(**forget) if forget else demo_dataset("forget")
 
@@ -77,7 +76,7 @@ def run_audit(
     model_cfg = manifest.get("config", {}).get("model", {})
     spec = manifest["source_model"]["spec"]
     log.info("loading the original %s and the unlearned %s", spec, run_dir / "model")
-    original = load_model(spec).model
+    original = load_model(spec, revision=source_revision(manifest)).model
     unlearned = load_model(str(run_dir / "model"))
     fmt = PromptFormat.choose(
         unlearned.tokenizer, model_cfg.get("template", "auto"), model_cfg.get("system_prompt")

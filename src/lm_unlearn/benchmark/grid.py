@@ -20,6 +20,7 @@ from typing import Any
 from lm_unlearn.benchmark.leaderboard import row_from_eval, write_leaderboard
 from lm_unlearn.benchmark.prepare import Prepared, TeachSettings, prepare
 from lm_unlearn.config import DEFAULT_MODEL, apply_overrides, validate_config
+from lm_unlearn.files import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +131,8 @@ def run_grid(spec: GridSpec) -> dict[str, Path]:
         f"Total wall time {time.perf_counter() - started:.0f} s.",
     ]
     paths = write_leaderboard(rows, out, "lm-unlearn benchmark", notes)
-    (out / "benchmark.json").write_text(
+    atomic_write_text(
+        out / "benchmark.json",
         json.dumps(
             {
                 "spec": {
@@ -140,6 +142,6 @@ def run_grid(spec: GridSpec) -> dict[str, Path]:
             | {"teach": spec.teach.__dict__, "rows": rows},
             indent=2,
         )
-        + "\n"
+        + "\n",
     )
     return paths

@@ -11,7 +11,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from lm_unlearn.files import atomic_write_text
+from lm_unlearn.files import atomic_write_bytes, atomic_write_text
 
 # (metric in eval.json's metrics.model, column header, what it means)
 METRICS = (
@@ -135,6 +135,6 @@ def write_leaderboard(seed_rows: list[dict[str, Any]], out_dir: Path, title: str
         png = tradeoff_png(rows, scenario)
         if png is not None:
             path = out_dir / f"tradeoff-{scenario}.png"
-            path.write_bytes(png)
+            atomic_write_bytes(path, png)
             paths[f"plot:{scenario}"] = path
     return paths

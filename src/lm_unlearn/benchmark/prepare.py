@@ -25,6 +25,7 @@ import inspect
 import json
 import logging
 import math
+import os
 import re
 import shutil
 import tempfile
@@ -35,7 +36,7 @@ from typing import Any
 
 import yaml
 
-from lm_unlearn.config import DEFAULT_MODEL
+from lm_unlearn.config import DEFAULT_MODEL, check_plain_name, truncate
 from lm_unlearn.errors import DataError
 from lm_unlearn.files import atomic_directory, atomic_write_json, sha256_tree
 
@@ -124,19 +125,46 @@ def rebase(section: Any, root: Path) -> Any:
 
 
 def _files_by_role(data_dir: Path) -> dict[str, Path]:
-    """role -> file; a role held by two files is an error (which one to use is not ours to guess)."""
-    meta = json.loads((data_dir / "scenario.json").read_text(encoding="utf-8"))
+    """scenario.json's files by role. A scenario.json is data, not trusted: each name must be a
+    plain file name of a regular file inside data_dir (no '..', no absolute path, no link out),
+    and a role held by two files is an error (which one to use is not ours to guess)."""
+    meta_path = data_dir / "scenario.json"
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        files = meta.get("files", {})
+        roles = {name: info["role"] for name, info in files.items()}
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError, KeyError, TypeError) as exc:
+        raise DataError(f"{meta_path}: not a scenario description ({truncate(str(exc))})") from None
+    real_dir = data_dir.resolve()
     out: dict[str, Path] = {}
-    for name, info in meta.get("files", {}).items():
-        role = info["role"]
+    for name, role in roles.items():
+        try:
+            check_plain_name(name, "a file name")
+        except ValueError as exc:
+            raise DataError(f"{meta_path}: files: {exc}") from None
+        path = data_dir / name
+        if not path.is_file() or path.resolve().parent != real_dir:
+            raise DataError(
+                f"{meta_path}: files: {truncate(name)} is not a file inside {data_dir} (missing, or a "
+                "link elsewhere); list only the scenario's own files"
+            )
         if role in out:
             raise DataError(
-                f"{data_dir / 'scenario.json'}: {out[role].name} and {name} both have the role '{role}'; "
+                f"{meta_path}: {out[role].name} and {name} both have the role '{role}'; "
                 "convert them into separate directories (or reconvert; `unlearn data convert` now gives "
                 "each split its own role)"
             )
-        out[role] = data_dir / name
+        out[role] = path
     return out
+
+
+def _no_links(directory: str, names: list[str]) -> list[str]:
+    """copytree ignore function: leave symbolic links out, so a copy never pulls in a file from
+    outside the scenario directory."""
+    skipped = [n for n in names if os.path.islink(os.path.join(directory, n))]
+    for n in skipped:
+        log.warning("not copying the link %s", os.path.join(directory, n))
+    return skipped
 
 
 def _read_jsonl(path: Path) -> list[dict]:
@@ -356,7 +384,7 @@ def prepare(
         }
 
         def fill(tmp: Path) -> None:
-            shutil.copytree(source, tmp / "data")
+            shutil.copytree(source, tmp / "data", symlinks=True, ignore=_no_links)
             started = time.perf_counter()
             info["target"] = teach_model(model, learn, tmp / "target", teach, "target")
             info["retrain"] = teach_model(model, retain_only, tmp / "retrain", teach, "retrain")

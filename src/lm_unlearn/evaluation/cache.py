@@ -65,10 +65,17 @@ def _scores_from_json(d: dict) -> SequenceScores:
     return SequenceScores(arrays[0], arrays[1], d["kl"], d["tokens"])
 
 
-def save_pass(key: str, p) -> None:
+# Groups that read the original's generations; a scores-only entry cannot serve them.
+TEXT_GROUPS = {"generation", "extraction", "utility"}
+
+
+def save_pass(key: str, p, scores_only: bool = False) -> None:
+    """scores_only: keep no generated text (a redacted evaluation), so the cache never holds
+    what the original model says about the forget set."""
     data = {
-        "generations": p.generations,
-        "extraction": p.extraction,
+        "scores_only": scores_only,
+        "generations": {} if scores_only else p.generations,
+        "extraction": [] if scores_only else p.extraction,
         "scores": {k: _scores_to_json(v) for k, v in p.scores.items()},
         "gen_scores": {k: _scores_to_json(v) for k, v in p.gen_scores.items()},
         "tokens": p.tokens,
@@ -79,7 +86,8 @@ def save_pass(key: str, p) -> None:
         log.warning("could not cache the original's evaluation (%s)", exc)
 
 
-def load_pass(key: str):
+def load_pass(key: str, groups: set[str] | frozenset[str] = frozenset()):
+    """The cached pass, or None; a scores-only entry is a miss when `groups` need text."""
     from lm_unlearn.evaluation.suite import Pass
 
     path = _path(key)
@@ -87,6 +95,8 @@ def load_pass(key: str):
         return None
     try:
         data = json.loads(path.read_text())
+        if data.get("scores_only") and groups & TEXT_GROUPS:
+            return None
         return Pass(
             generations=data["generations"],
             extraction=data["extraction"],

@@ -440,13 +440,13 @@ def evaluate(
             from lm_unlearn.evaluation import cache
 
             key = cache.pass_key(loaded, suite)
-            if key is not None and (hit := cache.load_pass(key)) is not None:
+            if key is not None and (hit := cache.load_pass(key, groups)) is not None:
                 log.info("original's generations and scores read from the cache")
                 passes[name], cached_original = hit, True
                 continue
         passes[name] = suite.run_pass(name, loaded, orig, phases)
         if key is not None:
-            cache.save_pass(key, passes[name])
+            cache.save_pass(key, passes[name], scores_only=cfg.redact)
     retain_pass = None
     if retain is not None and groups & {"mia", "forget_quality"}:
         retain_pass = Pass()

@@ -29,7 +29,7 @@ def run_icu(cfg: RunConfig, run_dir: Path):
     from lm_unlearn.data.demo import demo_dataset
     from lm_unlearn.data.sampling import read_refusals
     from lm_unlearn.engine import RunResult
-    from lm_unlearn.files import atomic_write_json
+    from lm_unlearn.files import atomic_write_json, atomic_write_text
     from lm_unlearn.manifest import data_entry, now
     from lm_unlearn.methods.icu import WARNING, build_wrapper, save_wrapper
 
@@ -48,7 +48,7 @@ def run_icu(cfg: RunConfig, run_dir: Path):
         "outputs": {"model_spec": cfg.model.name, "prompt_wrapper": "icu.json"},
     }
     atomic_write_json(run_dir / "manifest.json", manifest)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
+    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json")))
     return RunResult(run_dir=run_dir, steps=0, stop_reason="icu: no training (prompt wrapper only)")
 
 

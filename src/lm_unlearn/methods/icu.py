@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from lm_unlearn.data.records import Record
+from lm_unlearn.files import atomic_write_text
 
 WARNING = (
     "in-context unlearning changes no weights: anyone with the weights or control of the prompt "
@@ -41,7 +42,7 @@ def build_wrapper(forget: list[Record], refusals: list[str], examples: int = 4) 
 
 
 def save_wrapper(wrapper: IcuWrapper, path: Path) -> None:
-    path.write_text(json.dumps({"kind": "icu", **asdict(wrapper)}, indent=2))
+    atomic_write_text(path, json.dumps({"kind": "icu", **asdict(wrapper)}, indent=2))
 
 
 def load_wrapper(run_dir: Path) -> IcuWrapper | None:

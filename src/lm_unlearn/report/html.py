@@ -63,8 +63,25 @@ def redact_result(result: dict[str, Any]) -> dict[str, Any]:
             for key in TEXT_FIELDS:
                 if isinstance(row.get(key), str):
                     row[key] = placeholder(row[key])
-    out.setdefault("info", {})["redacted"] = True
+    info = out.setdefault("info", {})
+    if isinstance(info.get("config"), dict):
+        info["config"] = redact_eval_config(info["config"])
+    info["redacted"] = True
     return out
+
+
+def redact_eval_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The evaluation settings without the text in them that may repeat forget data: the judge's
+    patterns (e.g. a forgotten e-mail address), stop strings and the system prompt."""
+    config = dict(config)
+    judge = config.get("judge")
+    if isinstance(judge, dict) and judge.get("patterns"):
+        config["judge"] = judge | {"patterns": [placeholder(str(p)) for p in judge["patterns"]]}
+    if config.get("stop"):
+        config["stop"] = [placeholder(str(s)) for s in config["stop"]]
+    if config.get("system_prompt"):
+        config["system_prompt"] = placeholder(str(config["system_prompt"]))
+    return config
 
 
 def fmt_value(value: Any) -> str:

@@ -39,7 +39,7 @@ def metric_bars(values: dict[str, dict[str, float | None]], columns: int = 4) ->
         heights = [values[name][r] for r in roles]
         ax.bar(range(len(roles)), heights, color=[COLOURS[r] for r in roles])
         ax.set_xticks(range(len(roles)), [LABELS[r].split(" ")[0] for r in roles], fontsize=8)
-        ax.set_title(name, fontsize=9)
+        ax.set_title(name, fontsize=9, parse_math=False)
         ax.tick_params(axis="y", labelsize=7)
         ax.yaxis.set_major_locator(MaxNLocator(3))
         low, high = min(0.0, *heights), max(0.0, *heights)
@@ -62,11 +62,12 @@ def tradeoff_scatter(points: list[tuple[str, float, float]], xlabel: str, ylabel
     if not points:
         return None
     fig, ax = plt.subplots(figsize=(6, 4.5))
+    # Labels are run names, i.e. user text: parse_math=False keeps a '$' from starting mathtext.
     for label, x, y in points:
         ax.scatter([x], [y], s=50)
-        ax.annotate(label, (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
+        ax.annotate(label, (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8, parse_math=False)
+    ax.set_xlabel(xlabel, parse_math=False)
+    ax.set_ylabel(ylabel, parse_math=False)
     ax.set_title("Forgetting vs utility")
     ax.grid(alpha=0.3)
     return _png(fig)

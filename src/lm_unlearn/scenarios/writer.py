@@ -75,6 +75,26 @@ def check_out_dir(out: Path) -> None:
         )
 
 
+def check_replaceable(out: Path) -> None:
+    """`data make` replaces the whole directory: refuse one that holds anything its scenario.json
+    does not list (the user's own files would be deleted with it)."""
+    check_out_dir(out)
+    if not out.is_dir() or not (out / "scenario.json").is_file():
+        return
+    try:
+        meta = json.loads((out / "scenario.json").read_text(encoding="utf-8"))
+        listed = {"scenario.json", *meta.get("files", {}), *meta.get("configs", {})}
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError, TypeError):
+        listed = set()
+    unlisted = sorted(p.name for p in out.iterdir() if p.name not in listed)
+    if unlisted:
+        shown = ", ".join(unlisted[:3]) + (f" and {len(unlisted) - 3} more" if len(unlisted) > 3 else "")
+        raise DataError(
+            f"{out} holds files its scenario.json does not list ({shown}); making the scenario again "
+            "would delete them: move them out or choose another --out"
+        )
+
+
 def write_scenario(
     out: str | Path,
     scenario: str,
@@ -86,7 +106,7 @@ def write_scenario(
 ) -> Path:
     """Write `files` and `scenario.json` (+ `run.yaml`, `eval.yaml`) into `out`, atomically."""
     out = Path(out)
-    check_out_dir(out)
+    check_replaceable(out)
     for f in files:
         if not f.rows:
             raise DataError(f"scenario {scenario}: {f.name} would be empty; use more --people")
