@@ -115,6 +115,7 @@ def bench_method(cfg_data: dict[str, Any], warmup: int, steps: int, workdir: str
         [
             f"train.max_steps={warmup + steps}",
             "train.checkpoint_every=0",
+            "train.eval_every=0",  # training speed alone
             f"output_dir={workdir}",
             f"name=bench-{data.get('method') or 'custom'}",
         ],

@@ -67,7 +67,8 @@ def unlearn_one(prepared: Prepared, method: str, seed: int, spec: GridSpec, run_
         "method": method,
         "model": {"name": str(prepared.target)},
         "data": prepared.run_data(),
-        "train": {"max_steps": spec.steps, "seed": seed},
+        # No validation split unless a spec asks: the leaderboard evaluates every forget record.
+        "train": {"max_steps": spec.steps, "seed": seed, "eval_every": 0},
         "evaluate": False,  # evaluated below with the retrain model as the reference
     }
     cfg = validate_config(apply_overrides(data, list(spec.overrides)), f"benchmark run {run_dir.name}")

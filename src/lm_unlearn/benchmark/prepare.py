@@ -309,6 +309,7 @@ def teach_model(model: str, rows: list[dict], run_dir: Path, teach: TeachSetting
                 "lr": teach.lr,
                 "batch_size": teach.batch_size,
                 "max_steps": steps,
+                "eval_every": 0,  # teaching: every record is taught, none held out
                 "warmup_steps": min(10, steps // 10),
                 "schedule": "linear",
                 "precision": teach.precision,
