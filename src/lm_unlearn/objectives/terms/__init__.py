@@ -2,6 +2,7 @@
 
 from lm_unlearn.objectives import recipes  # noqa: F401, E402
 from lm_unlearn.objectives.terms import (  # noqa: F401
+    ce_u,
     dpo,
     ga,
     idk,
@@ -10,9 +11,11 @@ from lm_unlearn.objectives.terms import (  # noqa: F401
     nll,
     npo,
     rmu,
+    satimp,
     sft,
     simnpo,
     task_vector,
     undial,
+    wga,
     whp,
 )
