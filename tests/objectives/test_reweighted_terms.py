@@ -87,3 +87,47 @@ def test_response_logits_equal_with_and_without_logits_to_keep(tiny_model_dir):
         assert (ctx.outputs("forget").positions is None) == (full is None)
     for name, value in found[None].items():
         torch.testing.assert_close(value, found[()][name])
+
+
+# pdu: every position has logits [0, 0, log 2, 2 log 2]: max - mean = 2 log 2 - (3/4) log 2.
+FLAT = (1.25 * LOG2) ** 2
+RETAIN = batch_of([[IGNORE, 3, 3]], [3])  # two retain tokens of p = 1/2: retain NLL = log 2
+
+
+def test_logit_margin_flattening_by_hand():
+    from lm_unlearn.objectives.terms.pdu import logit_margin_flattening
+
+    logits = torch.tensor([[0.0, 0.0, LOG2, 2 * LOG2], [1.0, 1.0, 1.0, 1.0]])
+    torch.testing.assert_close(logit_margin_flattening(logits), torch.tensor([FLAT, 0.0]))
+
+
+def pdu_steps(params, steps):
+    objective = build_objective(None, {"pdu": params})
+    found = []
+    for _ in range(steps):
+        _, values = objective(context({"forget": FORGET, "retain": RETAIN}))
+        found.append({k: v.item() for k, v in values.items()})
+    return objective, found
+
+
+def test_pdu_lagrangian_and_dual_ascent_by_hand():
+    eps, dual, lr = 0.5, 2.0, 0.25
+    objective, found = pdu_steps({"eps": eps, "dual_init": dual, "dual_lr": lr}, 2)
+    gap = LOG2 - eps  # > 0: the constraint is violated, so lambda grows
+    assert found[0]["pdu"] == pytest.approx(FLAT + dual * gap)
+    assert found[0]["pdu_dual"] == pytest.approx(dual + lr * gap)  # logged after the update
+    assert found[1]["pdu"] == pytest.approx(FLAT + (dual + lr * gap) * gap)
+    assert objective.state["pdu"] == pytest.approx({"eps": eps, "dual": dual + 2 * lr * gap, "updates": 2})
+
+
+def test_pdu_default_eps_is_the_first_retain_nll_plus_tolerance_and_lambda_stays_nonnegative():
+    objective, found = pdu_steps({"tolerance": 0.2, "dual_init": 0.1, "dual_lr": 10.0}, 2)
+    assert found[0]["pdu_eps"] == pytest.approx(1.2 * LOG2)
+    assert found[0]["pdu"] == pytest.approx(FLAT + 0.1 * (-0.2 * LOG2))
+    assert found[0]["pdu_dual"] == 0.0  # 0.1 + 10 * (-0.2 log 2) < 0, projected to 0
+    assert found[1]["pdu"] == pytest.approx(FLAT)
+
+
+def test_pdu_dual_waits_for_the_warmup():
+    _, found = pdu_steps({"eps": 0.0, "dual_init": 1.0, "dual_lr": 1.0, "dual_warmup": 2}, 3)
+    assert [f["pdu_dual"] for f in found] == pytest.approx([1.0, 1.0, 1.0 + LOG2])

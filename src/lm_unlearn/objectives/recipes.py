@@ -33,6 +33,12 @@ recipe(
     {"ce_u": 1.0},
 )
 recipe(
+    "pdu",
+    "Entesari et al. 2025: logit-margin flattening on forget s.t. retain NLL <= eps; dual variable "
+    "by dual ascent, kept in checkpoints",
+    {"pdu": 1.0},
+)
+recipe(
     "idk",
     "Maini et al. 2024 (TOFU): NLL of a refusal on forget prompts + retain NLL",
     {"idk": 1.0, "retain_nll": 1.0},

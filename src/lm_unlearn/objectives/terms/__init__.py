@@ -10,6 +10,7 @@ from lm_unlearn.objectives.terms import (  # noqa: F401
     mismatch,
     nll,
     npo,
+    pdu,
     rmu,
     satimp,
     sft,
