@@ -131,3 +131,15 @@ def test_pdu_default_eps_is_the_first_retain_nll_plus_tolerance_and_lambda_stays
 def test_pdu_dual_waits_for_the_warmup():
     _, found = pdu_steps({"eps": 0.0, "dual_init": 1.0, "dual_lr": 1.0, "dual_warmup": 2}, 3)
     assert [f["pdu_dual"] for f in found] == pytest.approx([1.0, 1.0, 1.0 + LOG2])
+
+
+def test_unlearn_methods_lists_the_new_recipes_and_terms():
+    from typer.testing import CliRunner
+
+    from lm_unlearn.cli import app
+
+    out = CliRunner().invoke(app, ["methods"]).output
+    recipes, terms = out.split("Terms")
+    for name in ("wga", "satimp", "ce_u", "pdu"):
+        assert f"  {name} " in recipes and f"  {name} " in terms, name
+    assert "dual_lr=1.0" in terms and "beta1=5.0" in terms and "skip_first=1" in terms
