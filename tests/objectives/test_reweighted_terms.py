@@ -65,6 +65,11 @@ def test_ce_u_term_by_hand_skipping_the_first_answer_token():
     assert value({"ce_u": {"skip_first": 1}}) == pytest.approx(token2)
 
 
+def test_ce_u_is_zero_not_nan_when_every_answer_is_skipped():
+    one_token = batch_of([[IGNORE, 3, IGNORE]], [2])
+    assert value({"ce_u": {"skip_first": 1}}, {"forget": one_token}) == 0.0
+
+
 def test_ce_u_gradient_lowers_the_true_token_and_keeps_the_rest_in_proportion():
     logits = torch.tensor([[0.0, 0.0, LOG2, 2 * LOG2]], requires_grad=True)
     ce_u_loss(logits, torch.tensor([3])).sum().backward()

@@ -100,7 +100,8 @@ class Outputs:
     def per_example_mean(self, values: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
         """Mean over examples of the mean over each example's response tokens, of [N] values.
 
-        keep: [N] bool, the tokens that count; examples with none kept are left out of the mean.
+        keep: [N] bool, the tokens that count; examples with none kept are left out of the mean
+        (a batch with none at all gives 0, not NaN: a micro-batch of one short answer).
         """
         rows = self.response_rows if keep is None else self.response_rows[keep]
         values = values if keep is None else values[keep]
@@ -110,7 +111,7 @@ class Outputs:
             0, rows, torch.ones_like(values)
         )
         present = counts > 0
-        return (sums[present] / counts[present]).mean()
+        return (sums[present] / counts[present]).sum() / present.sum().clamp(min=1)
 
     @cached_property
     def response_length(self) -> torch.Tensor:
