@@ -58,13 +58,16 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer,
     scheduler,
     keep: int = 1,
+    terms: dict[str, dict[str, float]] | None = None,
 ) -> Path:
+    """terms: the objective's per-term state (Objective.state, e.g. pdu's dual variable)."""
     opt_tensors, opt_meta = optimizer_state(optimizer)
 
     def fill(tmp: Path) -> None:
         save_file(trainable_state(model), str(tmp / "trainable.safetensors"))
         save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
         state = {"step": step, "optimizer": opt_meta, "scheduler": scheduler.state_dict()}
+        state["terms"] = terms or {}
         (tmp / "state.json").write_text(json.dumps(state, indent=1))
 
     root = run_dir / "checkpoints"
@@ -109,8 +112,11 @@ def check_weights(path: Path, weights: dict[str, torch.Tensor], model: torch.nn.
         )
 
 
-def load_checkpoint(path: Path, model: torch.nn.Module, optimizer, scheduler) -> int:
-    """Restore trainable weights, optimizer and scheduler; return the step it was taken at."""
+def load_checkpoint(
+    path: Path, model: torch.nn.Module, optimizer, scheduler, terms: dict | None = None
+) -> int:
+    """Restore trainable weights, optimizer, scheduler (and into `terms`, the objective's term
+    state); return the step it was taken at."""
     state = json.loads((path / "state.json").read_text())
     weights = load_file(str(path / "trainable.safetensors"))
     check_weights(path, weights, model)
@@ -120,4 +126,6 @@ def load_checkpoint(path: Path, model: torch.nn.Module, optimizer, scheduler) ->
             params[name].copy_(value)
     restore_optimizer(optimizer, load_file(str(path / "optimizer.safetensors")), state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
+    if terms is not None:
+        terms.update(state.get("terms", {}))
     return int(state["step"])

@@ -211,7 +211,7 @@ def train(
     if resume:
         found = ckpt.latest_checkpoint(run_dir)
         if found is not None:
-            start_step = ckpt.load_checkpoint(found, unwrapped, optimizer, scheduler)
+            start_step = ckpt.load_checkpoint(found, unwrapped, optimizer, scheduler, objective.state)
             log.info("resuming from %s (step %d)", found, start_step)
         manifest = json.loads(manifest_path.read_text())
         manifest.setdefault("resumed_at", []).append({"time": now(), "step": start_step})
@@ -322,7 +322,7 @@ def train(
         if t.checkpoint_every and step % t.checkpoint_every == 0 and step < t.max_steps:
             accelerator.wait_for_everyone()
             if main:
-                ckpt.save_checkpoint(run_dir, step, unwrapped, optimizer, scheduler)
+                ckpt.save_checkpoint(run_dir, step, unwrapped, optimizer, scheduler, terms=objective.state)
         bound = t.stop.forget_nll_above
         if bound is not None and row.get("forget_nll", float("-inf")) > bound:
             stop_reason = f"forget NLL {row['forget_nll']:.3g} > stop.forget_nll_above={bound}"

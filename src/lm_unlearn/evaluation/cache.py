@@ -57,12 +57,14 @@ def _scores_to_json(s: SequenceScores) -> dict:
         "token_zscore": [a.tolist() for a in s.token_zscore],
         "kl": s.kl,
         "tokens": s.tokens,
+        "token_greedy": [a.astype(int).tolist() for a in s.token_greedy],
     }
 
 
 def _scores_from_json(d: dict) -> SequenceScores:
     arrays = [[np.asarray(a, dtype=np.float32) for a in d[k]] for k in ("token_logprob", "token_zscore")]
-    return SequenceScores(arrays[0], arrays[1], d["kl"], d["tokens"])
+    greedy = [np.asarray(a, dtype=bool) for a in d["token_greedy"]]  # absent: an older cache, redone
+    return SequenceScores(arrays[0], arrays[1], d["kl"], d["tokens"], greedy)
 
 
 # Groups that read the original's generations; a scores-only entry cannot serve them.

@@ -11,6 +11,10 @@ SUFFIXES: dict[str, str] = {
     "nll": "mean per-token NLL of the reference answer",
     "prob": "length-normalised probability of the reference answer, exp(-NLL), mean",
     "ppl": "perplexity of the reference text, exp(token-weighted mean NLL)",
+    "exact_memorization": "exact memorization: share of answer tokens the model's greedy choice "
+    "reproduces given the true prefix (teacher forcing), mean",
+    "extraction_strength": "extraction strength: 1 - k/|y|, k the shortest true answer prefix from "
+    "which greedy choices reproduce the rest (teacher forcing), mean",
     "kl_to_original": "mean per-token KL(original || model) on the reference answers",
     "bleu_vs_original": "BLEU of generation vs the original model's generation",
     "rougeL_vs_original": "ROUGE-L F1 of generation vs the original model's generation",

@@ -6,13 +6,14 @@ only on response tokens), so a forget-set NLL here is the NLL the objective push
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from lm_unlearn.data import PromptFormat, Record, collate, encode_records
 from lm_unlearn.evaluation.generation import autocast_for, progress
+from lm_unlearn.evaluation.memorization import greedy_hits
 
 
 @dataclass
@@ -23,6 +24,8 @@ class SequenceScores:
     token_zscore: list[np.ndarray]  # (log p(x_t) - mu_t) / sigma_t, for Min-K%++
     kl: list[float] | None  # mean per-token KL(reference || model), when a reference was given
     tokens: int  # tokens processed (forward passes over padding excluded)
+    # argmax_v p(v | x_<t) == x_t per token (memorization.py); empty from older caches
+    token_greedy: list[np.ndarray] = field(default_factory=list)
 
     @property
     def mean_nll(self) -> np.ndarray:
@@ -70,6 +73,7 @@ def score_records(
     logprobs: list[np.ndarray] = [np.zeros(0, dtype=np.float32)] * n
     z_rows: list[np.ndarray] = [np.zeros(0, dtype=np.float32)] * n
     kls: list[float] = [0.0] * n
+    hits: list[np.ndarray] = [np.zeros(0, dtype=bool)] * n
     order = sorted(range(n), key=lambda i: len(examples[i].input_ids))  # batches of like length pad least
     tokens = 0
     bar = progress(n, desc)
@@ -81,6 +85,7 @@ def score_records(
         targets = batch.labels[:, 1:]
         mask = targets != -100
         token_lp = logp.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+        greedy = greedy_hits(logp, targets)
         z = token_lp
         if zscores:
             probs = logp.exp()
@@ -94,10 +99,11 @@ def score_records(
         for row, index in enumerate(rows):
             m = mask[row]
             logprobs[index] = token_lp[row][m].cpu().numpy()
+            hits[index] = greedy[row][m].cpu().numpy()
             if zscores:
                 z_rows[index] = z[row][m].cpu().numpy()
             if reference is not None:
                 kls[index] = float(kl[row][m].mean())
         bar.update(len(rows))
     bar.close()
-    return SequenceScores(logprobs, z_rows, kls if reference is not None else None, tokens)
+    return SequenceScores(logprobs, z_rows, kls if reference is not None else None, tokens, hits)

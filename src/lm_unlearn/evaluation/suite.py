@@ -28,6 +28,7 @@ from lm_unlearn.evaluation.cost import peak_rss_bytes, reset_peak_rss
 from lm_unlearn.evaluation.generation import generate
 from lm_unlearn.evaluation.judges import build_judge
 from lm_unlearn.evaluation.likelihood import SequenceScores, score_records
+from lm_unlearn.evaluation.memorization import memorization_metrics
 from lm_unlearn.manifest import records_digest
 from lm_unlearn.models import LoadedModel, load_model
 from lm_unlearn.precision import resolve_precision
@@ -297,6 +298,8 @@ class Suite:
             metrics[f"{role}.ppl"] = float(np.exp(-all_lp.mean()))
             if s.kl is not None:
                 metrics[f"{role}.kl_to_original"] = float(np.mean(s.kl))
+            if role in ("forget", "heldout") and s.token_greedy:
+                metrics.update({f"{role}.{k}": v for k, v in memorization_metrics(s.token_greedy).items()})
             records = self.data.sets[role]
             rows = examples.setdefault(role, [{"prompt": r.prompt, "reference": r.response} for r in records])
             if len(rows) == len(nll):  # rows of generations cover only prompt records

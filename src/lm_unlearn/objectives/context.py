@@ -55,6 +55,9 @@ class StepContext:
         # On the others the LM head runs only on the positions predicting response tokens, and
         # they are not joined with full-logit splits.
         self.full_logits: tuple[str, ...] | None = None
+        # The running term's persistent values (set by the Objective before each term; saved in
+        # checkpoints): a term that keeps state across steps reads and writes them here.
+        self.state: dict[str, float] = {}
 
     def needs_full_logits(self, split: str) -> bool:
         return self.full_logits is None or split in self.full_logits

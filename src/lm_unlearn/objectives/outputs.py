@@ -79,6 +79,41 @@ class Outputs:
         return torch.zeros(targets.shape, dtype=nll.dtype, device=nll.device).masked_scatter(mask, -nll)
 
     @cached_property
+    def response_logits(self) -> torch.Tensor:
+        """[N, V] logits predicting the N response tokens (row-major over [B, T-1]), as stored;
+        `response_targets` holds the tokens. Read whole-vocabulary terms (ce_u, pdu) from here:
+        it works without full_logits, since the head ran on these positions anyway."""
+        if self.positions is None:
+            return self._logits[:, :-1][self.response_mask]
+        return self._logits[self.response_mask[:, self.positions]]
+
+    @cached_property
+    def response_targets(self) -> torch.Tensor:
+        """[N] the response tokens, in the order of `response_logits`."""
+        return self.batch.labels[:, 1:][self.response_mask]
+
+    @cached_property
+    def response_rows(self) -> torch.Tensor:
+        """[N] the example each response token belongs to (for per-example means)."""
+        return self.response_mask.nonzero()[:, 0]
+
+    def per_example_mean(self, values: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean over examples of the mean over each example's response tokens, of [N] values.
+
+        keep: [N] bool, the tokens that count; examples with none kept are left out of the mean
+        (a batch with none at all gives 0, not NaN: a micro-batch of one short answer).
+        """
+        rows = self.response_rows if keep is None else self.response_rows[keep]
+        values = values if keep is None else values[keep]
+        n = self.response_mask.shape[0]
+        sums = torch.zeros(n, dtype=values.dtype, device=values.device).index_add(0, rows, values)
+        counts = torch.zeros(n, dtype=values.dtype, device=values.device).index_add(
+            0, rows, torch.ones_like(values)
+        )
+        present = counts > 0
+        return (sums[present] / counts[present]).sum() / present.sum().clamp(min=1)
+
+    @cached_property
     def response_length(self) -> torch.Tensor:
         """[B] number of response tokens per example (>= 1, guaranteed by tokenisation)."""
         return self.response_mask.sum(dim=1).clamp(min=1)

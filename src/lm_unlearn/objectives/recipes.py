@@ -18,6 +18,27 @@ recipe(
     {"simnpo": 0.1375, "retain_nll": 1.0},
 )
 recipe(
+    "wga",
+    "Wang et al. 2025: gradient ascent weighted by sg(p)^beta per token + retain NLL (open-unlearning 1:1)",
+    {"wga": 1.0, "retain_nll": 1.0},
+)
+recipe(
+    "satimp",
+    "Yang et al. 2025: GA weighted by sg(p)^b1 * sg(1-p)^b2 per token + retain NLL (open-unlearning 0.1:1)",
+    {"satimp": 0.1, "retain_nll": 1.0},
+)
+recipe(
+    "ce_u",
+    "Yang 2025: cross-entropy toward the model's own distribution without the true token (forget only)",
+    {"ce_u": 1.0},
+)
+recipe(
+    "pdu",
+    "Entesari et al. 2025: logit-margin flattening on forget s.t. retain NLL <= eps; dual variable "
+    "by dual ascent, kept in checkpoints",
+    {"pdu": 1.0},
+)
+recipe(
     "idk",
     "Maini et al. 2024 (TOFU): NLL of a refusal on forget prompts + retain NLL",
     {"idk": 1.0, "retain_nll": 1.0},

@@ -105,6 +105,9 @@ class Objective:
             raise ConfigError("the objective has no terms")
         self.terms = terms
         self._layers: tuple[int, ...] | None = None
+        # Per term, values it carries from one micro-step to the next (pdu's dual variable).
+        # Plain floats, so checkpoints store them in JSON exactly and a resumed run continues them.
+        self.state: dict[str, dict[str, float]] = {t.term.name: {} for t in terms}
 
     @property
     def needs_reference(self) -> bool:
@@ -147,8 +150,13 @@ class Objective:
             self._layers = self.hidden_layers(ctx.model)
         ctx.hidden_layers = self._layers
         ctx.full_logits = self.full_logits
-        values = {t.term.name: t(ctx) for t in self.terms}
+        values = {}
+        for t in self.terms:
+            ctx.state = self.state.setdefault(t.term.name, {})
+            values[t.term.name] = t(ctx)
         total = sum(t.weight * values[t.term.name] for t in self.terms)
+        for name, state in self.state.items():  # logged beside the terms, e.g. pdu_dual
+            values.update({f"{name}_{k}": torch.tensor(float(v)) for k, v in state.items()})
         return total, values
 
     def describe(self) -> str:

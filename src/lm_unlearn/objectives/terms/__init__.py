@@ -2,6 +2,7 @@
 
 from lm_unlearn.objectives import recipes  # noqa: F401, E402
 from lm_unlearn.objectives.terms import (  # noqa: F401
+    ce_u,
     dpo,
     ga,
     idk,
@@ -9,10 +10,13 @@ from lm_unlearn.objectives.terms import (  # noqa: F401
     mismatch,
     nll,
     npo,
+    pdu,
     rmu,
+    satimp,
     sft,
     simnpo,
     task_vector,
     undial,
+    wga,
     whp,
 )
