@@ -65,6 +65,13 @@ def pct(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.0f} %"
 
 
+def show(metric: str, value: float | None) -> str:
+    """A headline value as the panel writes it: shares as percent, attack scores as numbers."""
+    if value is None:
+        return "–"
+    return f"{value:.3g}" if metric.startswith("mia.") else pct(value)
+
+
 def _values(result: dict[str, Any], name: str) -> tuple[float | None, float | None, float | None]:
     metrics = result.get("metrics", {})
     before = 1.0 if name.endswith("_vs_original") else _num(metrics.get("original", {}).get(name))
