@@ -71,7 +71,13 @@ def write_run(run_dir: Path, result: dict | None = None, steps: int = 12, kept: 
     rows = []
     for step in range(1, steps + 1):
         row = {"step": step, "loss": 3.0 - 0.2 * step, "npo": 2.0 - 0.1 * step, "kl": 0.01 * step}
-        row |= {"forget_nll": 1.0 + 0.5 * step, "lr": 1e-5, "grad_norm": 1.0, "tokens": 100, "elapsed_s": step}
+        row |= {
+            "forget_nll": 1.0 + 0.5 * step,
+            "lr": 1e-5,
+            "grad_norm": 1.0,
+            "tokens": 100,
+            "elapsed_s": step,
+        }
         if step % 4 == 0:
             row |= {
                 "val_forget_nll": 1.0 + 0.6 * step,
