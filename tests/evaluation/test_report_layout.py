@@ -92,7 +92,7 @@ def test_redaction_holds_in_the_new_sections(tmp_path):
     html = render_report(eval_result(), redact=True, run=read_run(run))
     check(html)
     assert MARKER not in html and "[redacted: " in html
-    assert "retain question 0" in html and "Forget prompts (2 of 4)" in html  # normal text stays
+    assert "retain question 0" in html and "Forget prompts (4 of 4)" in html  # normal text stays
     assert refresh_report(run, redact=True)
     assert MARKER not in (run / "report.html").read_text()
     json_path, html_path = write_outputs(eval_result(), tmp_path / "out", "t", redact=True)

@@ -87,17 +87,21 @@ def answer_pair(row: dict[str, Any]) -> str:
     )
 
 
-def answers_section(examples: dict[str, list[dict[str, Any]]], per_side: int = 2) -> str:
+def answers_section(examples: dict[str, list[dict[str, Any]]], per_side: int = 2, more: int = 4) -> str:
     """The first `per_side` forget and normal prompts with the original's and the unlearned
-    model's answers, words that changed marked (the first rows, not picked to flatter)."""
+    model's answers, words that changed marked (the first rows, not picked to flatter); `more`
+    further pairs a side wait folded below them."""
     columns = []
     for role, title in ANSWER_SIDES:
         rows = [r for r in examples.get(role, []) if "generation" in r and "original_generation" in r]
         if rows:
             shown = "".join(answer_pair(r) for r in rows[:per_side])
-            columns.append(
-                f"<div><h3>{escape(title)} ({min(per_side, len(rows))} of {len(rows)})</h3>{shown}</div>"
-            )
+            rest = rows[per_side : per_side + more]
+            if rest:
+                pairs = "".join(answer_pair(r) for r in rest)
+                shown += f"<details><summary>{len(rest)} more</summary>{pairs}</details>"
+            count = min(per_side + more, len(rows))
+            columns.append(f"<div><h3>{escape(title)} ({count} of {len(rows)})</h3>{shown}</div>")
     if not columns:
         return ""
     head = '<section id="answers"><h2>Answers before → after</h2>'
