@@ -115,7 +115,8 @@ def test_a_report_without_run_files_or_judge_still_renders():
     html = render_report(result)
     checker = check(html)
     assert "curves" not in checker.order and "verdict" in checker.order
-    assert "no judge was configured" in html and "? Cannot say whether it was forgotten" in html
+    assert "? Cannot say whether it was forgotten" in html
+    assert "<b>Forgotten</b>: not judged, as no judge was configured (set `judge:` in" in html
 
 
 def test_torn_metrics_line_is_skipped(tmp_path):

@@ -36,6 +36,7 @@ def test_defaults_are_the_documented_thresholds():
 def test_a_run_that_worked_passes_every_judged_row():
     rows = verdict_rows(result(GOOD, BEFORE))
     assert [r.key for r in rows] == ["forgotten", "generalises", "kept", "unrelated", "privacy"]
+    assert all(r.summary.startswith(r.title + ":") for r in rows)  # the panel bolds the title
     rows = by_key(rows)
     assert rows["forgotten"].passed is True and rows["forgotten"].mark == "✓"
     assert (rows["forgotten"].before, rows["forgotten"].after) == (1.0, 0.04)
@@ -85,6 +86,7 @@ def test_without_a_judge_forgetting_is_shown_not_judged():
     rows = by_key(verdict_rows(result(model, {"forget.rougeL": 0.8})))
     assert rows["forgotten"].passed is None and rows["forgotten"].metric == "forget.rougeL"
     assert "generalises" not in rows and "no judge" in rows["forgotten"].summary
+    assert rows["forgotten"].summary.startswith("Forgotten: not judged")
     assert overall(list(rows.values())).passed is None
 
 

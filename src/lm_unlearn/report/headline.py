@@ -26,11 +26,11 @@ ANSWER_SIDES = (("forget", "Forget prompts"), ("retain", "Normal prompts"))
 
 
 def verdict_item(row: VerdictRow) -> str:
-    title, _, rest = row.summary.partition(":")
+    rest = row.summary.removeprefix(row.title)  # summaries open with the title, set in bold
     cls = {True: "pass", False: "fail", None: "info"}[row.passed]
     retrain = f"; retrain-only model: {show(row.metric, row.retrain)}" if row.retrain is not None else ""
     return (
-        f'<li class="{cls}"><span class="mark">{row.mark}</span> <b>{escape(title)}</b>:{escape(rest)}'
+        f'<li class="{cls}"><span class="mark">{row.mark}</span> <b>{escape(row.title)}</b>{escape(rest)}'
         f"<span class='desc'> ({escape(row.metric)}{escape(retrain)})</span></li>"
     )
 

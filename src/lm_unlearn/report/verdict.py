@@ -92,8 +92,8 @@ def forgotten_row(result: dict[str, Any], t: VerdictConfig) -> VerdictRow:
     if after is None:  # no judge: show the answer overlap, judge nothing
         before, after, retrain = _values(result, "forget.rougeL")
         summary = (
-            f"Forgotten? Answer overlap with the forget answers (ROUGE-L) {pct(before)} → {pct(after)}; "
-            "no judge was configured, so there is no verdict (set `judge:` in the eval config)"
+            "Forgotten: not judged, as no judge was configured (set `judge:` in the eval config); "
+            f"answer overlap with the forget answers (ROUGE-L) {pct(before)} → {pct(after)}"
         )
         return VerdictRow(
             "forgotten", "Forgotten", "forget.rougeL", before, after, retrain, "", None, summary
