@@ -1,4 +1,5 @@
-"""`unlearn eval` and `unlearn compare`, and `evaluate_run` which `unlearn run` calls at the end.
+"""`unlearn eval`, `unlearn compare` and `unlearn report`, and `evaluate_run` which `unlearn run`
+calls at the end.
 
 Wire into the main app with `register(app)`.
 """
@@ -26,6 +27,7 @@ HEADLINE = (
     "forget.nll",
     "heldout.rougeL",
     "paraphrased.rougeL",
+    "paraphrased.judge_rate",
     "extraction.leak_rate",
     "retain.rougeL_vs_original",
     "retain.cosine_vs_original",
@@ -34,6 +36,7 @@ HEADLINE = (
     "retain.gen_ppl",
     "retain.distinct_2",
     "unrelated.rougeL_recall",
+    "unrelated.bleu_vs_original",
     "mia.min_k.auc",
     "mia.privleak",
     "forget_quality.ks_pvalue",
@@ -192,8 +195,20 @@ def _evaluate_command(
     return report
 
 
+def verdict_lines(results: dict[str, dict]) -> str:
+    """The ranked verdicts `compare` prints first: best trade-off first, one block per run."""
+    from lm_unlearn.report.comparison import ranked_verdicts
+
+    lines = []
+    for rank, (label, rows, verdict) in enumerate(ranked_verdicts(results), 1):
+        mark = {True: "✓", False: "✗", None: "?"}[verdict.passed]
+        lines.append(f"{rank}. {label}: {mark} {verdict.text}")
+        lines += [f"   {row.mark} {row.summary}" for row in rows]
+    return "\n".join(lines)
+
+
 def register(app: typer.Typer) -> None:
-    """Add the `eval` and `compare` commands to the `unlearn` app."""
+    """Add the `eval`, `compare` and `report` commands to the `unlearn` app."""
 
     @app.command("eval")
     def eval_command(
@@ -258,10 +273,11 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option("--all", help="Print every metric, not the headline.")
         ] = False,
     ) -> None:
-        """Compare evaluated runs: print a table and write a report with the trade-off plot."""
+        """Compare evaluated runs: print their verdicts (best trade-off first) and a metric table;
+        write a report with the same layout and the trade-off plot."""
         from lm_unlearn.cli import _fail
         from lm_unlearn.files import atomic_write_text
-        from lm_unlearn.report.html import comparison_rows, render_comparison
+        from lm_unlearn.report.comparison import comparison_rows, render_comparison
 
         results: dict[str, dict] = {}
         try:
@@ -283,6 +299,7 @@ def register(app: typer.Typer) -> None:
                 )
         except UnlearnError as exc:
             _fail(exc)
+        typer.echo(verdict_lines(results) + "\n")
         names, columns = comparison_rows(results)
         if not all_metrics:
             keep = [i for i, n in enumerate(names) if n in HEADLINE or n.startswith("cost.")]
@@ -290,3 +307,29 @@ def register(app: typer.Typer) -> None:
         typer.echo(_table(list(results), names, columns))
         atomic_write_text(out, render_comparison(results))
         typer.echo(f"\nwrote {out}")
+
+    @app.command("report")
+    def report_command(
+        run: Annotated[Path, typer.Argument(help="A run (or eval output) directory with eval.json.")],
+        data: Annotated[
+            Path | None,
+            typer.Option(help="Eval config YAML whose `verdict:` thresholds to use (default: eval.json's)."),
+        ] = None,
+        redact: Annotated[
+            bool, typer.Option(help="Hide forget-side text in the report (eval.json is not changed).")
+        ] = False,
+    ) -> None:
+        """Re-render RUN/report.html from eval.json, metrics.jsonl and manifest.json; evaluates nothing."""
+        from lm_unlearn.cli import _fail
+        from lm_unlearn.evaluation.config import load_eval_config
+        from lm_unlearn.report import refresh_report
+
+        try:
+            thresholds = load_eval_config(data).verdict if data is not None else None
+            if not refresh_report(run, redact=redact, thresholds=thresholds):
+                raise UnlearnError(f"{run}: no eval.json; run `unlearn eval --model {run}` first")
+        except json.JSONDecodeError as exc:
+            _fail(UnlearnError(f"{run / 'eval.json'} (or a file beside it): not valid JSON ({exc.msg})"))
+        except (UnlearnError, ValueError) as exc:
+            _fail(exc)
+        typer.echo(f"wrote {run / 'report.html'}")

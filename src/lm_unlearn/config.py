@@ -123,6 +123,8 @@ class ValidationConfig(Strict):
 class TargetConfig(Strict):
     """What 'forgotten' and 'kept' mean; the run stops when the forget target is met.
 
+    Nothing set: no target (the demo alone defaults to judge_rate_max 0, see RunConfig).
+
     All given forget conditions must hold at a validation step for the target to be met; a
     utility bound that is crossed stops the run, and the best validated step is kept
     (the selection rule is in `lm_unlearn.validation.select_step` and in the manifest).
@@ -257,6 +259,16 @@ class RunConfig(Strict):
             from lm_unlearn.objectives.registry import recipe_train_mode
 
             self.train.mode = recipe_train_mode(self.method) or self.train.mode  # e.g. rmu: full
+        return self
+
+    @model_validator(mode="after")
+    def _demo_target(self) -> RunConfig:
+        """The demo (no forget data given) stops once no held-out Harry Potter answer names the
+        series (its judge's patterns), unless a target is set; user data has no judge by default."""
+        demo = self.data.forget is None and self.data.requests is None
+        target = self.train.target
+        if demo and self.train.eval_every and not (target.forget_conditions() or target.utility_bounds()):
+            target.judge_rate_max = 0.0
         return self
 
 

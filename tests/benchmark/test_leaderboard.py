@@ -57,3 +57,25 @@ def test_files_hold_every_seed_row_and_the_markdown_table(rows, tmp_path):
     assert "| knowledge | ga | 2 | 0.3 ± 0.14 |" in md
     assert "| knowledge | *retrain* (reference) | 1 | 1 |" in md
     assert paths["plot:knowledge"].read_bytes()[:4] == b"\x89PNG"  # forget quality vs retain ROUGE-L
+
+
+def test_markdown_puts_the_verdicts_best_tradeoff_first(tmp_path):
+    def run(name, judge, kept, kind="method"):
+        path = tmp_path / name
+        path.mkdir()
+        model = {
+            "forget.judge_rate": judge,
+            "retain.rougeL_vs_original": kept,
+            "unrelated.bleu_vs_original": 0.6,
+        }
+        info = {"config": {"verdict": {"retain_rougeL_min": 0.5}}}
+        (path / "eval.json").write_text(json.dumps({"metrics": {"model": model}, "info": info}))
+        return row_from_eval("knowledge", name, kind, 0, path / "eval.json")
+
+    rows = [run("wrecks", 0.0, 0.1), run("target", 1.0, 1.0, "reference"), run("good", 0.05, 0.6)]
+    md = write_leaderboard(rows, tmp_path / "out", "board")["markdown"].read_text()
+    verdicts = md[md.index("## Verdict, best trade-off first") : md.index("## Details")]
+    assert verdicts.index("| 1 | good | ✓ Worked") < verdicts.index("| 2 | wrecks | ✗ Forgotten, but")
+    assert "| - | *target* (reference) | ✗ Not forgotten enough" in verdicts
+    assert "✓ 60 %" in verdicts  # the recorded threshold 0.5, not the default 0.7, judged it
+    assert md.index("## Details") < md.index("| knowledge | good |")

@@ -14,7 +14,10 @@ def test_report_renders_every_metric_section(full_result):
         assert f'<section id="{group}">' in html, group
     for section in ("setup", "cost", "examples", "definitions"):
         assert f'<section id="{section}">' in html
-    assert html.count("data:image/png;base64,") >= len(GROUP_TITLES)  # a bar chart per group
+    # Verdict first, then the before/after answers, then the folded detail groups.
+    assert html.index('id="verdict"') < html.index('id="answers"') < html.index('id="setup"')
+    assert '<section id="forget"><details>' in html
+    assert html.count("data:image/png;base64,") >= len(GROUP_TITLES)  # one chart per group
     assert "<script" not in html and "http://" not in html  # self-contained, nothing fetched
     assert escape(full_result["examples"]["retain"][0]["prompt"], quote=False) in html
 

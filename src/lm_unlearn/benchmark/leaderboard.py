@@ -1,4 +1,8 @@
-"""The benchmark leaderboard: rows from eval.json files, Markdown + CSV, a trade-off plot per scenario."""
+"""The benchmark leaderboard: rows from eval.json files, Markdown + CSV, a trade-off plot per scenario.
+
+leaderboard.md is verdict first, as the report is: per scenario, the methods ranked best
+trade-off first with the report's verdict checks, then the table of every metric.
+"""
 
 from __future__ import annotations
 
@@ -33,6 +37,16 @@ METRICS = (
     ),
     ("cost.eval_wall_s", "eval s", "evaluation wall time"),
 )
+# What the verdict checks read (report/verdict.py), kept per row beside the columns above.
+VERDICT_METRICS = (
+    "forget.judge_rate",
+    "forget.rougeL",
+    "paraphrased.judge_rate",
+    "retain.rougeL_vs_original",
+    "unrelated.bleu_vs_original",
+    "mia.privleak",
+    "mia.min_k.auc",
+)
 KEYS = ("scenario", "method", "kind", "seed")
 REFERENCES = ("retrain", "target")  # shown first in each scenario, in this order
 
@@ -48,6 +62,8 @@ def row_from_eval(scenario: str, method: str, kind: str, seed: int | str, eval_j
     metrics["cost.eval_wall_s"] = result.get("info", {}).get("eval_cost", {}).get("wall_s")
     row: dict[str, Any] = {"scenario": scenario, "method": method, "kind": kind, "seed": seed}
     row.update({name: _number(metrics.get(name)) for name, _, _ in METRICS})
+    row["verdict"] = {name: _number(metrics.get(name)) for name in VERDICT_METRICS}
+    row["thresholds"] = result.get("info", {}).get("config", {}).get("verdict") or {}
     return row
 
 
@@ -67,6 +83,11 @@ def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             values = [m[name] for m in members if m[name] is not None]
             agg[name] = statistics.fmean(values) if values else None
             agg[name + ".std"] = statistics.stdev(values) if len(values) > 1 else None
+        means = {}
+        for name in VERDICT_METRICS:
+            values = [m["verdict"][name] for m in members if m.get("verdict", {}).get(name) is not None]
+            means[name] = statistics.fmean(values) if values else None
+        agg["verdict"], agg["thresholds"] = means, members[0].get("thresholds", {})
         out.append(agg)
     return sorted(out, key=_order)
 
@@ -85,10 +106,54 @@ def _cell(value: float | None, std: float | None = None) -> str:
     return text + (f" ± {std:.2g}" if std is not None else "")
 
 
+def verdict_markdown(rows: list[dict[str, Any]]) -> list[str]:
+    """Per scenario, the methods best trade-off first with the report's verdict checks (mean
+    over seeds); the reference models follow, unranked."""
+    from lm_unlearn.report.comparison import COLUMNS
+    from lm_unlearn.report.verdict import overall, show, tradeoff_key, verdict_rows
+
+    head = ["#", "method", "verdict"] + [title for _, title in COLUMNS]
+    lines = ["## Verdict, best trade-off first", ""]
+    lines += [
+        "The checks of each run's report (thresholds from the eval config's `verdict:` block), on the "
+        "mean over seeds: ✓ met, ✗ not met, · shown but not judged.",
+        "",
+    ]
+    for scenario in sorted({r["scenario"] for r in rows}):
+        judged = []
+        for row in (r for r in rows if r["scenario"] == scenario):
+            result = {
+                "metrics": {"model": row.get("verdict", {})},
+                "info": {"config": {"verdict": row.get("thresholds")}},
+            }
+            checks = verdict_rows(result)
+            fq = row.get("forget_quality.ks_pvalue")
+            judged.append((row["kind"] == "reference", tradeoff_key(checks), -(fq or 0.0), row, checks))
+        judged.sort(key=lambda item: item[:3])
+        lines += [f"### {scenario}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for rank, (reference, _, _, row, checks) in enumerate(judged, 1):
+            by = {c.key: c for c in checks}
+            verdict = overall(checks)
+            cells = [
+                f"{by[k].mark} {show(by[k].metric, by[k].after)}" if k in by else "-" for k, _ in COLUMNS
+            ]
+            method = f"*{row['method']}* (reference)" if reference else row["method"]
+            mark = {True: "✓", False: "✗", None: "?"}[verdict.passed]
+            lines.append(
+                "| "
+                + " | ".join(["-" if reference else str(rank), method, f"{mark} {verdict.text}", *cells])
+                + " |"
+            )
+        lines.append("")
+    return lines
+
+
 def markdown(rows: list[dict[str, Any]], title: str, notes: list[str] | None = None) -> str:
-    """The aggregated rows as a Markdown table, with a legend of the columns."""
+    """The aggregated rows as Markdown: the verdicts, best trade-off first, then a table of every
+    column with a legend."""
     head = ["scenario", "method", "seeds"] + [header for _, header, _ in METRICS]
     lines = [f"# {title}", ""] + [f"{n}" for n in notes or []] + ([""] if notes else [])
+    lines += verdict_markdown(rows) + ["## Details", ""]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         method = f"*{row['method']}* (reference)" if row["kind"] == "reference" else row["method"]

@@ -22,7 +22,7 @@ from lm_unlearn.models import LoadedModel, cache_dir
 
 log = logging.getLogger(__name__)
 
-IGNORED_SETTINGS = ("redact", "max_examples", "cache_original")  # do not change the pass
+IGNORED_SETTINGS = ("redact", "max_examples", "cache_original", "verdict")  # do not change the pass
 
 
 def pass_key(lm: LoadedModel, suite) -> str | None:

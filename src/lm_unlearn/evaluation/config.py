@@ -8,6 +8,7 @@ A data config is a small YAML file, e.g.::
     judge: {kind: keyword, patterns: ["(?i)hogwarts", "(?i)voldemort"]}
     max_new_tokens: 48
     redact: true
+    verdict: {forget_judge_rate_max: 0.1, retain_rougeL_min: 0.7, unrelated_bleu_min: 0.5}
 
 Roles left out fall back to the built-in demo sets only when `forget` is left out too
 (the demo scenario); a user's own forget set never gets the demo's other sets mixed in.
@@ -75,6 +76,38 @@ class JudgeConfig(Strict):
     threshold: float = Field(0.5, ge=0, le=1, description="Score at or above which a text is undesirable.")
 
 
+class VerdictConfig(Strict):
+    """Thresholds of the report's verdict panel ("did it work?"); every value is a share in 0..1."""
+
+    forget_judge_rate_max: float = Field(
+        0.10,
+        ge=0,
+        le=1,
+        description="Forgotten when at most this share of forget answers is judged to still show the "
+        "knowledge (forget.judge_rate); paraphrased prompts are held to the same bound.",
+    )
+    retain_rougeL_min: float = Field(
+        0.70,
+        ge=0,
+        le=1,
+        description="Model kept when normal answers match the original's at least this much "
+        "(retain.rougeL_vs_original, ROUGE-L F1).",
+    )
+    unrelated_bleu_min: float = Field(
+        0.50,
+        ge=0,
+        le=1,
+        description="Unrelated answers kept when their BLEU against the original's is at least this "
+        "(unrelated.bleu_vs_original).",
+    )
+    privleak_abs_max: float | None = Field(
+        None,
+        ge=0,
+        description="Privacy passes when |mia.privleak| (MUSE PrivLeak, 0 = as retrained) is at most "
+        "this; None: privacy is shown but not judged.",
+    )
+
+
 class EvalConfig(Strict):
     forget: DatasetConfig | None = Field(None, description="The forgotten set. None: the built-in demo.")
     heldout: DatasetConfig | None = Field(None, description="Forget-like prompts never trained on.")
@@ -119,6 +152,9 @@ class EvalConfig(Strict):
     )
     redact: bool = Field(False, description="Replace forget-side text in the report with placeholders.")
     max_examples: int = Field(50, ge=0, description="Rows per table in the report.")
+    verdict: VerdictConfig = Field(
+        default_factory=VerdictConfig, description="Thresholds of the report's verdict panel."
+    )
 
     def is_demo(self) -> bool:
         return self.forget is None

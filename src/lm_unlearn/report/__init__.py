@@ -1,5 +1,15 @@
-"""Reports: eval.json -> self-contained report.html with plots and tables."""
+"""Reports: eval.json -> self-contained report.html, verdict first, with plots and tables."""
 
-from lm_unlearn.report.html import redact_result, render_comparison, render_report, write_outputs
+from lm_unlearn.report.comparison import render_comparison
+from lm_unlearn.report.html import redact_result, refresh_report, render_report, write_outputs
+from lm_unlearn.report.verdict import overall, verdict_rows
 
-__all__ = ["redact_result", "render_comparison", "render_report", "write_outputs"]
+__all__ = [
+    "overall",
+    "redact_result",
+    "refresh_report",
+    "render_comparison",
+    "render_report",
+    "verdict_rows",
+    "write_outputs",
+]
