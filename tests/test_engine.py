@@ -251,7 +251,7 @@ def test_lora_reads_a_bf16_checkpoint_in_bf16_and_trains_as_from_its_fp32_copy(
     a large model in host memory). The model equals an fp32 load of the same values (the same
     first loss, adapters' B being 0); later steps differ only because peft draws the adapters'
     A in the base layer's dtype."""
-    from lm_unlearn import engine
+    from lm_unlearn import training_setup
     from lm_unlearn.models import load_model
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.bfloat16)
@@ -267,7 +267,7 @@ def test_lora_reads_a_bf16_checkpoint_in_bf16_and_trains_as_from_its_fp32_copy(
         loaded_dtypes.append(result.model.model.layers[0].mlp.up_proj.weight.dtype)
         return result
 
-    monkeypatch.setattr(engine, "load_model", spy)
+    monkeypatch.setattr(training_setup, "load_model", spy)
     losses = {}
     for name, path in sources.items():
         overrides = {"method": "npo", "train.mode": "lora", "train.max_steps": 2, "train.lr": 0.05}
@@ -293,8 +293,8 @@ def test_frozen_bf16_needs_bf16_precision(tmp_path, tiny_model_dir):
 def test_save_outputs_writes_a_given_full_state_dict(tmp_path, tiny_model_dir):
     """Under FSDP / ZeRO-3 the engine saves the state dict gathered from the shards, not the
     rank's own module: a given state dict is what lands in model/ (full) or adapter/ (LoRA)."""
-    from lm_unlearn.engine import _save_outputs
     from lm_unlearn.models import load_model, wrap_lora
+    from lm_unlearn.training_setup import save_outputs as _save_outputs
 
     loaded = load_model(str(tiny_model_dir))
     gathered = {k: v + 1.0 for k, v in loaded.model.state_dict().items()}

@@ -155,3 +155,21 @@ def test_rmu_recipe_defaults_to_the_papers_full_mode():
     assert load_config(overrides=["method=rmu", "train.mode=lora"]).train.mode == "lora"
     assert load_config(overrides=["objective={rmu: 1.0}"]).train.mode == "lora"  # own objective: as given
     assert load_config(overrides=["method=npo"]).train.mode == "lora"
+
+
+def test_rmu_leaves_out_the_leading_tokens_every_example_shares():
+    from lm_unlearn.data.tokenize import Batch
+    from lm_unlearn.objectives.terms.rmu import distinct_positions, shared_prefix_length
+
+    def batch(rows):
+        width = max(len(r) for r in rows)
+        ids = torch.tensor([r + [0] * (width - len(r)) for r in rows])
+        mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
+        return Batch(ids, mask, torch.full_like(ids, -100))
+
+    forget = batch([[5, 6, 7, 11, 12], [5, 6, 7, 13]])  # template 5 6 7, then the question
+    retain = batch([[5, 6, 7, 20, 21, 22]])
+    assert shared_prefix_length(forget, retain) == 3
+    assert distinct_positions(forget.attention_mask, 3).tolist() == [[0, 0, 0, 1, 1], [0, 0, 0, 1, 0]]
+    assert shared_prefix_length(batch([[1, 2]]), batch([[1, 2, 3]])) == 2  # one is a prefix of all
+    assert shared_prefix_length(batch([[4, 2]]), batch([[1, 2]])) == 0

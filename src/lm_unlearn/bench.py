@@ -164,11 +164,11 @@ def bench_eval(
 ) -> dict[str, Any]:
     """Greedy generation (batched, and one prompt at a time) and scoring throughput."""
     from lm_unlearn.data import PromptFormat, read_records
-    from lm_unlearn.engine import _datasets
     from lm_unlearn.evaluation.generation import generate
     from lm_unlearn.evaluation.likelihood import score_records
     from lm_unlearn.models import load_model
     from lm_unlearn.precision import resolve_precision
+    from lm_unlearn.training_setup import datasets as _datasets
 
     device = bench_device()
     cfg = validate_config(json.loads(json.dumps(cfg_data)), "bench")

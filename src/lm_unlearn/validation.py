@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from lm_unlearn.config import TargetConfig, ValidationConfig
+from lm_unlearn.config import RunConfig, TargetConfig, TrainConfig, ValidationConfig
 from lm_unlearn.data import PromptFormat, Record, collate, encode_records
 from lm_unlearn.errors import ConfigError
 from lm_unlearn.evaluation.generation import autocast_for, generate
@@ -46,6 +46,17 @@ def hold_out(records: list[Record], size: int | None, role: str, seed: int) -> t
     return [r for i, r in enumerate(records) if i not in held], [
         r for i, r in enumerate(records) if i in held
     ]
+
+
+def split_for_validation(t: TrainConfig, forget: list[Record], retain: list[Record] | None):
+    """(forget to train on, forget validation, retain to train on, retain validation)."""
+    if t.eval_every == 0:
+        return forget, [], retain, []
+    forget, forget_val = hold_out(forget, t.validation.forget, "forget", t.seed)
+    retain_val: list[Record] = []
+    if retain:
+        retain, retain_val = hold_out(retain, t.validation.retain, "retain", t.seed)
+    return forget, forget_val, retain, retain_val
 
 
 def record_digests(records: list[Record]) -> list[str]:
@@ -297,3 +308,41 @@ class Keeper:
 
 def _trainable(model):
     return ((n, p) for n, p in model.named_parameters() if p.requires_grad)
+
+
+def build_validator(
+    cfg: RunConfig, fmt: PromptFormat, max_length: int, precision: str, records
+) -> Validator | None:
+    """The run's validator (None with eval_every 0), after checking its target can be computed.
+
+    `records`: the run's TrainingRecords (validation splits and held-out data).
+    """
+    t = cfg.train
+    if t.eval_every == 0:
+        check_target(t.target, 0, None)
+        return None
+    patterns = t.validation.judge_patterns
+    if not patterns and cfg.data.forget is None:  # the demo: the evaluation's own judge patterns
+        from lm_unlearn.evaluation.config import DEMO_PATTERNS
+
+        patterns = DEMO_PATTERNS
+    heldout = records.heldout if t.target.forget_nll == "heldout" else []
+    validator = Validator(
+        records.forget_val, records.retain_val, fmt, t.validation, max_length, precision, patterns, heldout
+    )
+    check_target(t.target, t.eval_every, validator)
+    return validator
+
+
+def validation_entry(forget_val: list[Record], retain_val: list[Record]) -> dict[str, Any]:
+    """The manifest's record of the validation splits (counts and content digests)."""
+    return {
+        role: {"records": len(recs), "content_sha256": records_digest(recs)}
+        for role, recs in (("forget", forget_val), ("retain", retain_val))
+        if recs
+    }
+
+
+def validation_digests(forget_val: list[Record], retain_val: list[Record]) -> dict[str, list[str]]:
+    """validation.json: per-record digests, which the evaluation leaves out."""
+    return {"forget": record_digests(forget_val), "retain": record_digests(retain_val)}

@@ -33,6 +33,23 @@ def masked_mse(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> torch.Te
     return ((per_position * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)).mean()
 
 
+def shared_prefix_length(*batches) -> int:
+    """How many leading tokens every example of the batches shares (right padding): a chat
+    template's opening and its system prompt, the same for forget and retain prompts."""
+    rows = [ids[: int(mask.sum())] for b in batches for ids, mask in zip(b.input_ids, b.attention_mask)]
+    shortest = min(len(r) for r in rows)
+    stacked = torch.stack([r[:shortest] for r in rows])
+    same = (stacked == stacked[0]).all(dim=0)
+    return shortest if bool(same.all()) else int(same.to(torch.int8).argmin())
+
+
+def distinct_positions(mask: torch.Tensor, shared: int) -> torch.Tensor:
+    """The attention mask with the first `shared` positions left out."""
+    mask = mask.clone()
+    mask[:, :shared] = 0
+    return mask
+
+
 def _layers(model, layer=None, **_) -> tuple[int, ...]:
     return (rmu_layer(model, layer),)
 
@@ -58,6 +75,7 @@ def rmu(
     alpha: float = 1200.0,
     seed: int = 0,
     update_params: str = "mlp.down_proj",
+    positions: str = "distinct",
 ) -> torch.Tensor:
     """Representation Misdirection for Unlearning (Li et al., "The WMDP Benchmark", ICML 2024).
 
@@ -65,7 +83,12 @@ def rmu(
         + alpha * mean_{retain tokens} (1/H)||h_l(x) - h_l^orig(x)||^2,
     where h_l is the output of decoder layer `layer` (0-based; None: WMDP's 7 of 32, scaled),
     u a fixed random unit vector (from `seed`), and h^orig the original model's activations.
-    Means run over real (non-padding) tokens, prompt included, as in the paper's code. Only
+    Means run over real (non-padding) tokens, prompt included, as in the paper's code, except
+    that with positions="distinct" (the default) the forget mean leaves out the leading tokens
+    every forget and retain example shares: on chat-formatted QA data these are the template and
+    its system prompt, which the retain term holds in place, so steering them too only pits the
+    two terms against each other (on raw text that is just BOS; positions="all" is the paper's
+    form). Only
     parameters whose names contain `update_params` in layers layer-2..layer train (the paper's
     choice); the `train.mask` option can narrow that further. The paper's c=6.5 and alpha=1200
     were tuned for Zephyr-7B: activation norms differ between models, so c usually needs tuning.
@@ -74,7 +97,12 @@ def rmu(
     forget, retain = ctx.outputs("forget"), ctx.outputs("retain")
     h_forget = forget.layer(index)
     target = control_vector(h_forget.shape[-1], steering_coef, seed).to(h_forget.device)
-    forget_loss = masked_mse(h_forget, target.expand_as(h_forget), forget.batch.attention_mask)
+    forget_mask = forget.batch.attention_mask
+    if positions == "distinct":
+        forget_mask = distinct_positions(forget_mask, shared_prefix_length(forget.batch, retain.batch))
+    elif positions != "all":
+        raise ConfigError(f"objective.rmu.positions={positions!r}: 'distinct' or 'all'")
+    forget_loss = masked_mse(h_forget, target.expand_as(h_forget), forget_mask)
     original = ctx.reference("retain").layer(index)
     retain_loss = masked_mse(retain.layer(index), original, retain.batch.attention_mask)
     return forget_loss + alpha * retain_loss
