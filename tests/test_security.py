@@ -297,7 +297,7 @@ def test_a_failed_final_save_is_recorded_and_explained(tmp_path, tiny_model_dir,
     def full_disk(cfg, run_dir, *args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", str(run_dir / "model"))
 
-    monkeypatch.setattr(engine, "_save_outputs", full_disk)
+    monkeypatch.setattr(engine, "save_outputs", full_disk)
     path = write_config(tmp_path, tiny_model_dir)
     result = invoke("run", path, "--set", "train.max_steps=1")
     one_line_error(result, "No space left on device", "--resume")

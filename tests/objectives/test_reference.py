@@ -82,10 +82,14 @@ def test_npo_gradient_at_the_reference_equals_summed_nll_ascent(tiny_model_dir):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
 
 
-def test_rmu_by_hand_with_hidden_states(tiny_model_dir):
+@pytest.mark.parametrize("positions", ["all", "distinct"])
+def test_rmu_by_hand_with_hidden_states(tiny_model_dir, positions):
+    from lm_unlearn.objectives.terms.rmu import shared_prefix_length
+
     model, data = tiny_data(tiny_model_dir)
     alpha, coef, layer = 5.0, 3.0, 0
-    objective = build_objective(None, {"rmu": {"alpha": alpha, "steering_coef": coef, "layer": layer}})
+    spec = {"alpha": alpha, "steering_coef": coef, "layer": layer, "positions": positions}
+    objective = build_objective(None, {"rmu": spec})
     reference = perturbed(model)  # so the retain part is not 0
     value = objective(StepContext(model, lambda s: data.batch(s, 0), LiveReference(reference)))[1]["rmu"]
 
@@ -100,7 +104,12 @@ def test_rmu_by_hand_with_hidden_states(tiny_model_dir):
         h_r = model(input_ids=r.input_ids, attention_mask=r.attention_mask, output_hidden_states=True)
         h_o = reference(input_ids=r.input_ids, attention_mask=r.attention_mask, output_hidden_states=True)
         u = control_vector(32, coef, seed=0)
-        expected = mse(h_f.hidden_states[layer + 1], u, f.attention_mask) + alpha * mse(
+        steered = f.attention_mask.clone()
+        if positions == "distinct":  # the template tokens every example shares are left out
+            shared = shared_prefix_length(f, r)
+            assert shared > 0
+            steered[:, :shared] = 0
+        expected = mse(h_f.hidden_states[layer + 1], u, steered) + alpha * mse(
             h_r.hidden_states[layer + 1], h_o.hidden_states[layer + 1], r.attention_mask
         )
     assert value.item() == pytest.approx(expected.item(), rel=1e-5)
