@@ -48,6 +48,8 @@ ul.verdict{list-style:none;padding:0;margin:0.3em 0} ul.verdict li{padding:2px 0
 .mark{display:inline-block;width:1.2em;font-weight:bold} .pass .mark{color:#1a7f1a} .fail .mark{color:#b00}
 .cols{display:grid;grid-template-columns:1fr 1fr;gap:1em}
 .pairbox{border:1px solid #ddd;padding:4px 8px;margin:4px 0}
+/* long answers: three lines each here (the whole text is in the examples tables below) */
+.ba>div{display:-webkit-box;-webkit-line-clamp:3;line-clamp:3;-webkit-box-orient:vertical;overflow:hidden}
 .prompt{font-weight:600} .ba div{white-space:pre-wrap;word-break:break-word;font-size:0.9em}
 del{background:#fbdada;text-decoration:line-through} ins{background:#d6f5d6;text-decoration:none}
 summary h2{display:inline} details{margin:0.3em 0}
