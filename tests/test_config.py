@@ -1,14 +1,27 @@
 import pytest
 
-from lm_unlearn.config import load_config
+from lm_unlearn.config import DEMO_RECIPE, load_config
 from lm_unlearn.errors import ConfigError
 
 
-def test_defaults_run_the_demo_with_the_yao_recipe():
+def test_defaults_run_the_demo_with_its_recipe_and_target():
     cfg = load_config()
-    assert cfg.method == "yao"
+    assert cfg.method == "rmu" and cfg.objective == DEMO_RECIPE["objective"]
+    assert (cfg.train.mode, cfg.train.lr, cfg.train.max_steps) == ("full", 1e-3, 80)
+    assert cfg.train.target.judge_rate_max == 0.0
     assert cfg.model.name == "builtin:smollm2-135m-instruct"
     assert cfg.data.forget is None  # the built-in demo
+
+
+def test_the_demo_keeps_what_the_user_sets_and_own_data_defaults_to_yao(tmp_path):
+    cfg = load_config(overrides=["train.lr=5e-4"])
+    assert cfg.method == "rmu" and cfg.train.lr == 5e-4 and cfg.train.max_steps == 80
+    cfg = load_config(overrides=["method=graddiff"])  # a method given: no demo recipe
+    assert cfg.objective is None and (cfg.train.mode, cfg.train.lr, cfg.train.max_steps) == ("lora", 2e-4, 40)
+    forget = tmp_path / "f.jsonl"
+    forget.write_text('{"prompt": "q", "response": "a"}\n')
+    cfg = load_config(overrides=[f"data.forget.path={forget}"])
+    assert cfg.method == "yao" and cfg.train.target.judge_rate_max is None
 
 
 def test_set_overrides_nested_keys_with_typed_values(tmp_path):

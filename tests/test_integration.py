@@ -33,7 +33,7 @@ def test_short_yao_run_forgets_and_keeps_normal_behaviour(tmp_path):
             "name": "yao-it",
             "output_dir": str(tmp_path),
             "method": "yao",
-            "train": {"max_steps": 10, "lr": 5e-4, "batch_size": 4, "schedule": "constant"},
+            "train": {"max_steps": 10, "lr": 5e-4, "batch_size": 4, "schedule": "constant", "eval_every": 0},
         }
     )
     result = train(cfg, tmp_path / "yao-it")

@@ -254,22 +254,52 @@ class RunConfig(Strict):
     @model_validator(mode="after")
     def _method_or_objective(self) -> RunConfig:
         if self.method is None and self.objective is None:
-            self.method = "yao"
+            if self.is_demo():
+                self._use_demo_recipe()
+            else:
+                self.method = "yao"
         if "mode" not in self.train.model_fields_set and self.objective is None:
             from lm_unlearn.objectives.registry import recipe_train_mode
 
             self.train.mode = recipe_train_mode(self.method) or self.train.mode  # e.g. rmu: full
         return self
 
+    def is_demo(self) -> bool:
+        return self.data.forget is None and self.data.requests is None
+
+    def _use_demo_recipe(self) -> None:
+        """The demo without a method or objective: DEMO_RECIPE, and its training settings where
+        the user set none."""
+        self.method, self.objective = DEMO_RECIPE["method"], dict(DEMO_RECIPE["objective"])
+        for key, value in DEMO_RECIPE["train"].items():
+            if key not in self.train.model_fields_set:
+                setattr(self.train, key, value)
+
     @model_validator(mode="after")
     def _demo_target(self) -> RunConfig:
         """The demo (no forget data given) stops once no held-out Harry Potter answer names the
         series (its judge's patterns), unless a target is set; user data has no judge by default."""
-        demo = self.data.forget is None and self.data.requests is None
         target = self.train.target
-        if demo and self.train.eval_every and not (target.forget_conditions() or target.utility_bounds()):
+        if (
+            self.is_demo()
+            and self.train.eval_every
+            and not (target.forget_conditions() or target.utility_bounds())
+        ):
             target.judge_rate_max = 0.0
         return self
+
+
+# The demo's recipe when no method or objective is given (`make demo`, `unlearn run`): RMU on the
+# MLP down-projections of layers 5-7, its forget term on the tokens forget and retain prompts do
+# not share, with the steering coefficient and retain weight for SmolLM2-135M's activations
+# (median token norm ~120 at layer 7, so c = 500; alpha = 200). Chosen from the validation
+# splits' signals in a sweep of recipes on the demo data; see docs/tuning.md. With your own data
+# the default stays `yao`, the reference method.
+DEMO_RECIPE: dict[str, Any] = {
+    "method": "rmu",
+    "objective": {"rmu": {"steering_coef": 500.0, "alpha": 200.0}},
+    "train": {"mode": "full", "lr": 1e-3, "max_steps": 80},
+}
 
 
 def check_plain_name(name: str, what: str) -> None:
