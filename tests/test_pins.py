@@ -118,7 +118,7 @@ def tiny_eval_config() -> EvalConfig:
 
 
 def test_a_tiny_evaluations_eval_json_is_unchanged(runs):
-    from lm_unlearn.cli_eval import evaluate_run
+    from lm_unlearn.evaluation.run import evaluate_run
 
     run_dir = runs["graddiff"]
     evaluate_run(run_dir, cfg=tiny_eval_config())

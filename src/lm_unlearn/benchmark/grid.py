@@ -99,7 +99,7 @@ def evaluate_reference(prepared: Prepared, which: str, cfg, out_dir: Path) -> Pa
 
 def run_grid(spec: GridSpec) -> dict[str, Path]:
     """Run the grid and write the leaderboard; returns the paths written."""
-    from lm_unlearn.cli_eval import evaluate_run
+    from lm_unlearn.evaluation.run import evaluate_run
 
     out = Path(spec.out)
     rows: list[dict[str, Any]] = []

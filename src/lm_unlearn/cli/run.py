@@ -1,40 +1,20 @@
-"""The `unlearn` command: parse, call the API, print. No logic lives here."""
+"""`unlearn run` and `unlearn methods`."""
 
 from __future__ import annotations
 
-import logging
 import os
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from lm_unlearn.cli_options import TrustRemoteCodeOpt
-from lm_unlearn.errors import UnlearnError, describe_os_error
-
-app = typer.Typer(
-    add_completion=False, no_args_is_help=True, help="Machine unlearning for large language models."
-)
+from lm_unlearn.cli._common import ConfigArg, SetOpt, TrustRemoteCodeOpt, fail, fail_os, setup_logging
+from lm_unlearn.errors import UnlearnError
 
 
-def _fail(exc: Exception) -> None:
-    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=2)
-
-
-def _setup_logging() -> None:
-    logging.basicConfig(
-        level=os.environ.get("LM_UNLEARN_LOG", "INFO"), format="%(levelname)s %(name)s: %(message)s"
-    )
-    for noisy in ("httpx", "urllib3", "filelock"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
-@app.command()
 def run(
-    config: Annotated[Path | None, typer.Argument(help="YAML config; omit for the demo.")] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Override: key=value.")] = None,
+    config: ConfigArg = None,
+    set_: SetOpt = None,
     resume: Annotated[Path | None, typer.Option(help="Continue an interrupted run dir.")] = None,
     trust_remote_code: TrustRemoteCodeOpt = False,
 ) -> None:
@@ -44,7 +24,7 @@ def run(
     from lm_unlearn.models import remote_code
     from lm_unlearn.rundir_checks import check_resumable, new_run_dir
 
-    _setup_logging()
+    setup_logging()
     try:
         if resume is not None:
             if config is not None or set_:
@@ -60,16 +40,15 @@ def run(
             typer.echo(f"done: {result.steps} steps ({result.stop_reason}); outputs in {result.run_dir}")
             main_process = int(os.environ.get("RANK", "0")) == 0  # one evaluation per launch
             if cfg.evaluate and main_process and (result.run_dir / "manifest.json").is_file():
-                from lm_unlearn.cli_eval import evaluate_run
+                from lm_unlearn.evaluation.run import evaluate_run
 
                 typer.echo(f"report: {evaluate_run(result.run_dir)}")
     except UnlearnError as exc:
-        _fail(exc)
-    except OSError as exc:  # an unreadable input or unwritable output, named in one line
-        _fail(UnlearnError(describe_os_error(exc)))
+        fail(exc)
+    except OSError as exc:
+        fail_os(exc)
 
 
-@app.command()
 def methods() -> None:
     """List objective terms and recipes."""
     from lm_unlearn.objectives.registry import RECIPES, TERMS, _load_builtin_terms
@@ -85,34 +64,6 @@ def methods() -> None:
         typer.echo(f"  {t.name:<14} {t.summary}{ref}" + (f"  ({params})" if params else ""))
 
 
-from lm_unlearn.cli_eval import register as _register_eval  # noqa: E402
-
-_register_eval(app)
-
-from lm_unlearn.cli_analysis import register as _register_analysis  # noqa: E402
-
-_register_analysis(app)
-
-from lm_unlearn.cli_data import register as _register_data  # noqa: E402
-
-_register_data(app)
-
-from lm_unlearn.cli_bench import register as _register_bench  # noqa: E402
-
-_register_bench(app)
-
-from lm_unlearn.cli_benchmark import register as _register_benchmark  # noqa: E402
-
-_register_benchmark(app)
-
-from lm_unlearn.cli_tune import register as _register_tune  # noqa: E402
-
-_register_tune(app)
-
-
-def main(argv: list[str] | None = None) -> None:
-    app(args=argv if argv is not None else sys.argv[1:], standalone_mode=True)
-
-
-if __name__ == "__main__":
-    main()
+def register(app: typer.Typer) -> None:
+    app.command("run")(run)
+    app.command("methods")(methods)
