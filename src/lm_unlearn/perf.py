@@ -32,6 +32,7 @@ import torch
 
 from lm_unlearn.config import RunConfig, apply_overrides, validate_config
 from lm_unlearn.errors import DataError, UnlearnError
+from lm_unlearn.rundir import read_manifest
 
 GIB = 2**30
 
@@ -135,7 +136,7 @@ def perf_method(cfg_data: dict[str, Any], warmup: int, steps: int, workdir: str)
     step_times = [elapsed[i + 1] - elapsed[i] for i in range(warmup, warmup + steps)]
     timed_s = elapsed[warmup + steps] - elapsed[warmup]
     tokens = sum(r["tokens"] for r in rows[warmup : warmup + steps])
-    manifest = json.loads((run_dir / "manifest.json").read_text())
+    manifest = read_manifest(run_dir)
     n = matmul_params_of(manifest["source_model"]["path"])
     return {
         "method": cfg.method or "custom",

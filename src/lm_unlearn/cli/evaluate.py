@@ -11,6 +11,7 @@ import typer
 
 from lm_unlearn.cli._common import TrustRemoteCodeOpt, fail, fail_os, setup_logging
 from lm_unlearn.errors import UnlearnError
+from lm_unlearn.rundir import RunDir
 
 HEADLINE = (
     "forget.judge_rate",
@@ -110,7 +111,7 @@ def eval_command(
         fail(exc)
     except OSError as exc:
         fail_os(exc)
-    typer.echo(f"wrote {report.parent / 'eval.json'} and {report}")
+    typer.echo(f"wrote {RunDir(report.parent).eval} and {report}")
 
 
 def compare_command(
@@ -126,7 +127,7 @@ def compare_command(
     results: dict[str, dict] = {}
     try:
         for run in runs:
-            path = run / "eval.json"
+            path = RunDir(run).eval
             if not path.is_file():
                 raise UnlearnError(f"{run}: no eval.json; run `unlearn eval --model {run}` first")
             try:
@@ -172,10 +173,10 @@ def report_command(
         if not refresh_report(run, redact=redact, thresholds=thresholds):
             raise UnlearnError(f"{run}: no eval.json; run `unlearn eval --model {run}` first")
     except json.JSONDecodeError as exc:
-        fail(UnlearnError(f"{run / 'eval.json'} (or a file beside it): not valid JSON ({exc.msg})"))
+        fail(UnlearnError(f"{RunDir(run).eval} (or a file beside it): not valid JSON ({exc.msg})"))
     except (UnlearnError, ValueError) as exc:
         fail(exc)
-    typer.echo(f"wrote {run / 'report.html'}")
+    typer.echo(f"wrote {RunDir(run).report}")
 
 
 def register(app: typer.Typer) -> None:

@@ -22,6 +22,7 @@ def run(
     from lm_unlearn.config import load_config
     from lm_unlearn.engine import train
     from lm_unlearn.models import remote_code
+    from lm_unlearn.rundir import RunDir
     from lm_unlearn.rundir_checks import check_resumable, new_run_dir
 
     setup_logging()
@@ -30,7 +31,7 @@ def run(
             if config is not None or set_:
                 raise UnlearnError("--resume takes the run's saved config; drop CONFIG and --set")
             check_resumable(resume)
-            cfg = load_config(resume / "config.yaml", trust_remote_code=trust_remote_code)
+            cfg = load_config(RunDir(resume).config, trust_remote_code=trust_remote_code)
             run_dir = resume
         else:
             cfg = load_config(config, set_ or [], trust_remote_code=trust_remote_code)
@@ -39,7 +40,7 @@ def run(
             result = train(cfg, run_dir, resume=resume is not None)
             typer.echo(f"done: {result.steps} steps ({result.stop_reason}); outputs in {result.run_dir}")
             main_process = int(os.environ.get("RANK", "0")) == 0  # one evaluation per launch
-            if cfg.evaluate and main_process and (result.run_dir / "manifest.json").is_file():
+            if cfg.evaluate and main_process and RunDir(result.run_dir).manifest.is_file():
                 from lm_unlearn.evaluation.run import evaluate_run
 
                 typer.echo(f"report: {evaluate_run(result.run_dir)}")

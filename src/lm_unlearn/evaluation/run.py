@@ -13,13 +13,10 @@ from pathlib import Path
 import yaml
 
 from lm_unlearn.errors import UnlearnError
-from lm_unlearn.manifest import read_manifest, source_revision, verify_outputs
+from lm_unlearn.manifest import source_revision, verify_outputs
+from lm_unlearn.rundir import RunDir, is_run_dir, read_manifest
 
 log = logging.getLogger(__name__)
-
-
-def is_run_dir(path: Path) -> bool:
-    return (path / "manifest.json").is_file() and (path / "config.yaml").is_file()
 
 
 def load_run_model(run_dir: Path, original_spec: str, revision: str | None = None):
@@ -40,14 +37,15 @@ def load_run_model(run_dir: Path, original_spec: str, revision: str | None = Non
         log.warning("evaluating an in-context unlearning run: %s", wrapper.warning)
         return replace(load_model(original_spec, revision=revision), prompt_prefix=wrapper.prefix)
 
-    if (run_dir / "model" / "config.json").is_file():
-        return load_model(str(run_dir / "model"))
-    if (run_dir / "adapter" / "adapter_config.json").is_file():
+    paths = RunDir(run_dir)
+    if (paths.model / "config.json").is_file():
+        return load_model(str(paths.model))
+    if (paths.adapter / "adapter_config.json").is_file():
         from peft import PeftModel
 
         base = load_model(original_spec, revision=revision)
-        merged = PeftModel.from_pretrained(base.model, str(run_dir / "adapter")).merge_and_unload()
-        return LoadedModel(merged, base.tokenizer, str(run_dir / "adapter"), str(run_dir / "adapter"))
+        merged = PeftModel.from_pretrained(base.model, str(paths.adapter)).merge_and_unload()
+        return LoadedModel(merged, base.tokenizer, str(paths.adapter), str(paths.adapter))
     raise UnlearnError(f"{run_dir} holds neither model/ nor adapter/; has the run finished?")
 
 
@@ -55,7 +53,7 @@ def run_eval_config(run_dir: Path, data: Path | None = None, **overrides):
     """EvalConfig for a run: its data sets and prompt template, unless `data` gives others."""
     from lm_unlearn.evaluation.config import load_eval_config
 
-    run_cfg = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+    run_cfg = yaml.safe_load(RunDir(run_dir).config.read_text()) or {}
     model_cfg = run_cfg.get("model", {})
     own = {
         "template": model_cfg.get("template"),
@@ -63,7 +61,7 @@ def run_eval_config(run_dir: Path, data: Path | None = None, **overrides):
         "redact": run_cfg.get("redact") or None,  # a redacted run stays redacted
     }
     given = {k: v for k, v in overrides.items() if v is not None}
-    return load_eval_config(data or run_dir / "config.yaml", **(own | given))
+    return load_eval_config(data or RunDir(run_dir).config, **(own | given))
 
 
 def evaluate_run(
@@ -111,7 +109,7 @@ def evaluate_run(
 def validation_records(run_dir: Path) -> dict[str, list[str]] | None:
     """Digests of the run's validation splits: they steered its training, so they are never
     evaluation data (the evaluation leaves them out)."""
-    held = run_dir / "validation.json"
+    held = RunDir(run_dir).validation
     return json.loads(held.read_text()) if held.is_file() else None
 
 
