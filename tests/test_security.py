@@ -357,7 +357,7 @@ def test_dollar_signs_in_run_names_do_not_break_compare(tmp_path):
         "methods/__init__.py",
         "benchmark/grid.py",
         "benchmark/leaderboard.py",
-        "cli_analysis.py",
+        "cli/analysis.py",
     ],
 )
 def test_outputs_are_written_atomically(module):

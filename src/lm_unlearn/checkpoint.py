@@ -18,6 +18,7 @@ from safetensors.torch import load_file, save_file
 
 from lm_unlearn.errors import UnlearnError
 from lm_unlearn.files import atomic_directory
+from lm_unlearn.rundir import RunDir
 
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 
@@ -70,7 +71,7 @@ def save_checkpoint(
         state["terms"] = terms or {}
         (tmp / "state.json").write_text(json.dumps(state, indent=1))
 
-    root = run_dir / "checkpoints"
+    root = RunDir(run_dir).checkpoints
     path = atomic_directory(root / f"step-{step:06d}", fill)
     for old in list_checkpoints(run_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
@@ -78,7 +79,7 @@ def save_checkpoint(
 
 
 def list_checkpoints(run_dir: Path) -> list[Path]:
-    root = Path(run_dir) / "checkpoints"
+    root = RunDir(run_dir).checkpoints
     if not root.is_dir():
         return []
     found = [p for p in root.iterdir() if _STEP_DIR.match(p.name) and (p / "state.json").is_file()]

@@ -13,6 +13,7 @@ from typing import Any
 
 from lm_unlearn.data.records import Record
 from lm_unlearn.files import sha256_file
+from lm_unlearn.rundir import ADAPTER, MODEL, RunDir
 
 PACKAGES = ("lm-unlearn", "torch", "transformers", "peft", "accelerate", "safetensors", "datasets")
 
@@ -46,22 +47,6 @@ def data_entry(path: str, records: list[Record]) -> dict[str, Any]:
     return entry
 
 
-def read_manifest(run_dir: str | Path) -> dict[str, Any]:
-    """RUN_DIR/manifest.json, or an error that names it and says what to do."""
-    from lm_unlearn.errors import UnlearnError
-
-    path = Path(run_dir) / "manifest.json"
-    if not path.is_file():
-        raise UnlearnError(f"{path} is missing: {run_dir} is not a run directory, or its run never started")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UnlearnError(f"{path}: not valid JSON ({exc}); the run directory is damaged") from None
-    if not isinstance(manifest, dict):
-        raise UnlearnError(f"{path}: expected a JSON object; the run directory is damaged")
-    return manifest
-
-
 def source_revision(manifest: dict[str, Any]) -> str | None:
     """The hub revision the run's source model was loaded at (None: the default branch)."""
     model = (manifest.get("config") or {}).get("model") or {}
@@ -75,7 +60,7 @@ def verify_outputs(run_dir: str | Path, manifest: dict[str, Any]) -> None:
     from lm_unlearn.files import sha256_tree
 
     outputs = manifest.get("outputs") or {}
-    for name in ("model", "adapter"):
+    for name in (MODEL, ADAPTER):
         recorded = (outputs.get(name) or {}).get("sha256")
         if recorded is None:
             continue
@@ -84,7 +69,7 @@ def verify_outputs(run_dir: str | Path, manifest: dict[str, Any]) -> None:
         if found != recorded:
             changed = sorted(set(found) ^ set(recorded) | {k for k in found if found[k] != recorded.get(k)})
             raise UnlearnError(
-                f"{target} does not match the hashes in {Path(run_dir) / 'manifest.json'} "
+                f"{target} does not match the hashes in {RunDir(run_dir).manifest} "
                 f"(differs: {', '.join(changed[:3]) or 'all'}); the weights were changed after the "
                 "run finished: re-run it, or evaluate it as a plain model (--model DIR/model --out OUT)"
             )

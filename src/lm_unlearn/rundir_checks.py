@@ -10,8 +10,7 @@ from pathlib import Path
 
 from lm_unlearn.config import RunConfig
 from lm_unlearn.errors import UnlearnError
-from lm_unlearn.files import atomic_write_json
-from lm_unlearn.manifest import read_manifest
+from lm_unlearn.rundir import RunDir, read_manifest, write_manifest
 
 
 def check_writable(directory: Path) -> None:
@@ -50,7 +49,7 @@ def new_run_dir(cfg: RunConfig) -> Path:
 def check_resumable(run_dir: Path) -> None:
     """A run directory that `unlearn run --resume` can continue: config and manifest present, not
     finished, writable."""
-    if not (run_dir / "config.yaml").is_file():
+    if not RunDir(run_dir).config.is_file():
         raise UnlearnError(f"{run_dir} is not a run directory (no config.yaml)")
     manifest = read_manifest(run_dir)
     if manifest.get("status") == "finished":
@@ -68,7 +67,7 @@ def save_failed(run_dir: Path, manifest: dict, exc: OSError) -> UnlearnError:
     reason = f"{exc.filename or run_dir}: {exc.strerror or exc}"
     manifest.update({"status": "failed", "error": f"saving the outputs failed: {reason}"})
     try:
-        atomic_write_json(run_dir / "manifest.json", manifest)
+        write_manifest(run_dir, manifest)
     except OSError:
         pass  # the disk may still be full; the message below says what happened
     return UnlearnError(

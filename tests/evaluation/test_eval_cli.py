@@ -4,7 +4,7 @@ import typer
 import yaml
 from typer.testing import CliRunner
 
-from lm_unlearn.cli_eval import register
+from lm_unlearn.cli.evaluate import register
 
 DATA = {
     "forget": {"path": "FORGET", "limit": 5},

@@ -4,8 +4,8 @@ import shutil
 import pytest
 import yaml
 
-from lm_unlearn.cli_eval import evaluate_run
 from lm_unlearn.data import Record
+from lm_unlearn.evaluation.run import evaluate_run
 from lm_unlearn.methods.icu import build_wrapper, save_wrapper
 from lm_unlearn.models import load_model, save_model, wrap_lora
 

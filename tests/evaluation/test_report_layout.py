@@ -8,7 +8,7 @@ import typer
 from report_fixtures import HOSTILE, MARKER, eval_result, write_run
 from typer.testing import CliRunner
 
-from lm_unlearn.cli_eval import register, verdict_lines
+from lm_unlearn.cli.evaluate import register, verdict_lines
 from lm_unlearn.report import refresh_report, render_comparison, render_report, write_outputs
 from lm_unlearn.report.headline import word_diff
 from lm_unlearn.report.html import read_run

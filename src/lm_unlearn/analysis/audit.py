@@ -17,7 +17,8 @@ from lm_unlearn.data import PromptFormat, Record, read_records
 from lm_unlearn.data.demo import demo_dataset
 from lm_unlearn.errors import UnlearnError
 from lm_unlearn.files import atomic_write_json, atomic_write_text
-from lm_unlearn.manifest import now, read_manifest, source_revision, verify_outputs
+from lm_unlearn.manifest import now, source_revision, verify_outputs
+from lm_unlearn.rundir import RunDir, read_manifest
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ FORGET_TEXT_KEYS = ("answers", "answers_after", "example_prompt")
 
 def read_run(run_dir: Path) -> tuple[dict, DatasetConfig]:
     """The run's manifest and its forget data set, with errors that say what to do."""
-    if not (run_dir / "manifest.json").is_file():
+    if not RunDir(run_dir).manifest.is_file():
         raise UnlearnError(f"{run_dir} is not a run directory (no manifest.json)")
     manifest = read_manifest(run_dir)
     if manifest.get("status") != "finished":
@@ -35,7 +36,7 @@ def read_run(run_dir: Path) -> tuple[dict, DatasetConfig]:
             f"{run_dir}: the run's status is {manifest.get('status')!r}, not 'finished'; "
             f"finish it first (unlearn run --resume {run_dir})"
         )
-    if not (run_dir / "model" / "config.json").is_file():
+    if not (RunDir(run_dir).model / "config.json").is_file():
         raise UnlearnError(
             f"{run_dir}/model is missing; the audit needs the full unlearned model "
             "(LoRA runs save it when save.merge is true)"
@@ -75,9 +76,9 @@ def run_audit(
     records = read_records(forget_cfg, "forget")[:limit]
     model_cfg = manifest.get("config", {}).get("model", {})
     spec = manifest["source_model"]["spec"]
-    log.info("loading the original %s and the unlearned %s", spec, run_dir / "model")
+    log.info("loading the original %s and the unlearned %s", spec, RunDir(run_dir).model)
     original = load_model(spec, revision=source_revision(manifest)).model
-    unlearned = load_model(str(run_dir / "model"))
+    unlearned = load_model(str(RunDir(run_dir).model))
     fmt = PromptFormat.choose(
         unlearned.tokenizer, model_cfg.get("template", "auto"), model_cfg.get("system_prompt")
     )
@@ -93,7 +94,7 @@ def run_audit(
 
     def save_partial() -> None:
         # After every stage, so an interrupted audit keeps what it finished.
-        atomic_write_json(run_dir / "audit.json", redact(result) if redact_text else result)
+        atomic_write_json(RunDir(run_dir).audit_json, redact(result) if redact_text else result)
 
     if recovery:
         log.info("recovery analysis (window %d)", window)
@@ -113,12 +114,12 @@ def run_audit(
     result["complete"] = True
     if redact_text:
         result = redact(result)
-    atomic_write_json(run_dir / "audit.json", result)
-    atomic_write_text(run_dir / "audit.html", render_html(result, records if not redact_text else None))
+    atomic_write_json(RunDir(run_dir).audit_json, result)
+    atomic_write_text(RunDir(run_dir).audit_html, render_html(result, records if not redact_text else None))
     from lm_unlearn.report.html import refresh_report
 
     if refresh_report(run_dir):  # the run's report.html gets the audit section
-        log.info("added the audit to %s", run_dir / "report.html")
+        log.info("added the audit to %s", RunDir(run_dir).report)
     return result
 
 

@@ -21,6 +21,7 @@ from lm_unlearn.benchmark.leaderboard import row_from_eval, write_leaderboard
 from lm_unlearn.benchmark.prepare import Prepared, TeachSettings, prepare
 from lm_unlearn.config import DEFAULT_MODEL, apply_overrides, validate_config
 from lm_unlearn.files import atomic_write_text
+from lm_unlearn.rundir import RunDir
 
 log = logging.getLogger(__name__)
 
@@ -94,12 +95,12 @@ def evaluate_reference(prepared: Prepared, which: str, cfg, out_dir: Path) -> Pa
     # Teaching cost is not unlearning cost: the reference rows have none.
     result["run_cost"] = {"teach_wall_s": info.get("wall_s"), "teach_steps": info.get("steps")}
     write_outputs(result, out_dir, f"lm-unlearn benchmark reference: {out_dir.name}")
-    return out_dir / "eval.json"
+    return RunDir(out_dir).eval
 
 
 def run_grid(spec: GridSpec) -> dict[str, Path]:
     """Run the grid and write the leaderboard; returns the paths written."""
-    from lm_unlearn.cli_eval import evaluate_run
+    from lm_unlearn.evaluation.run import evaluate_run
 
     out = Path(spec.out)
     rows: list[dict[str, Any]] = []
@@ -112,18 +113,18 @@ def run_grid(spec: GridSpec) -> dict[str, Path]:
             cfg = eval_config(prepared, spec)
             for which in ("retrain", "target"):
                 ref_dir = out / "reference" / f"{name}-{which}-seed{seed}"
-                if not (ref_dir / "eval.json").is_file():
+                if not RunDir(ref_dir).eval.is_file():
                     log.info("evaluating the %s model of %s (seed %d)", which, name, seed)
                     evaluate_reference(prepared, which, cfg, ref_dir)
-                rows.append(row_from_eval(name, which, "reference", seed, ref_dir / "eval.json"))
+                rows.append(row_from_eval(name, which, "reference", seed, RunDir(ref_dir).eval))
             for method in spec.methods:
                 run_dir = out / "runs" / f"{name}-{method}-seed{seed}"
-                if not (run_dir / "eval.json").is_file():
+                if not RunDir(run_dir).eval.is_file():
                     shutil.rmtree(run_dir, ignore_errors=True)  # an interrupted earlier attempt
                     log.info("unlearning %s with %s (seed %d)", name, method, seed)
                     unlearn_one(prepared, method, seed, spec, run_dir)
                     evaluate_run(run_dir, str(prepared.target), cfg, str(prepared.retrain))
-                rows.append(row_from_eval(name, method, "method", seed, run_dir / "eval.json"))
+                rows.append(row_from_eval(name, method, "method", seed, RunDir(run_dir).eval))
     notes = [
         f"Base model `{spec.model}`; methods unlearn the target for {spec.steps} steps.",
         "Every row is evaluated against the target (original) and the retrain model (taught the "

@@ -39,6 +39,7 @@ import yaml
 from lm_unlearn.config import DEFAULT_MODEL, check_plain_name, truncate
 from lm_unlearn.errors import DataError
 from lm_unlearn.files import atomic_directory, atomic_write_json, sha256_tree
+from lm_unlearn.rundir import RunDir
 
 log = logging.getLogger(__name__)
 
@@ -78,11 +79,11 @@ class Prepared:
 
     @property
     def target(self) -> Path:
-        return self.root / "target" / "model"
+        return RunDir(self.root / "target").model  # the teaching run's output
 
     @property
     def retrain(self) -> Path:
-        return self.root / "retrain" / "model"
+        return RunDir(self.root / "retrain").model
 
     def run_data(self) -> dict[str, Any]:
         """The `data:` section for unlearning runs, paths pointing into data/."""

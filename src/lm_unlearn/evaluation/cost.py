@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from lm_unlearn.rundir import RunDir, read_history
+
 
 def reset_peak_rss() -> bool:
     """Start a new peak-memory window (Linux: writing 5 to /proc/self/clear_refs resets VmHWM),
@@ -65,15 +67,8 @@ def run_cost(run_dir: Path, n_params: int | None = None) -> dict[str, Any]:
     attention, reference-model forwards and, for LoRA, the skipped weight gradients.
     """
     cost: dict[str, Any] = {}
-    metrics = run_dir / "metrics.jsonl"
-    rows = []
-    if metrics.is_file():
-        for line in metrics.read_text().splitlines():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # a line cut short by a kill
-    manifest_path = run_dir / "manifest.json"
+    rows = read_history(RunDir(run_dir).metrics)
+    manifest_path = RunDir(run_dir).manifest
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     if rows:
         cost["steps"] = rows[-1].get("step")

@@ -29,14 +29,15 @@ def run_icu(cfg: RunConfig, run_dir: Path):
     from lm_unlearn.data.demo import demo_dataset
     from lm_unlearn.data.sampling import read_refusals
     from lm_unlearn.engine import RunResult
-    from lm_unlearn.files import atomic_write_json, atomic_write_text
+    from lm_unlearn.files import atomic_write_text
     from lm_unlearn.manifest import data_entry, now
     from lm_unlearn.methods.icu import WARNING, build_wrapper, save_wrapper
+    from lm_unlearn.rundir import PROMPT_WRAPPER, RunDir, write_manifest
 
     forget_cfg = cfg.data.forget or demo_dataset("forget")
     records = read_records(forget_cfg, "forget")
     run_dir.mkdir(parents=True, exist_ok=True)
-    save_wrapper(build_wrapper(records, read_refusals(cfg.data.refusals)), run_dir / "icu.json")
+    save_wrapper(build_wrapper(records, read_refusals(cfg.data.refusals)), RunDir(run_dir).prompt_wrapper)
     manifest = {
         "tool": "lm-unlearn",
         "status": "finished",
@@ -45,10 +46,10 @@ def run_icu(cfg: RunConfig, run_dir: Path):
         "warning": WARNING,
         "config": cfg.model_dump(mode="json"),
         "data": {"forget": data_entry(forget_cfg.path, records)},
-        "outputs": {"model_spec": cfg.model.name, "prompt_wrapper": "icu.json"},
+        "outputs": {"model_spec": cfg.model.name, "prompt_wrapper": PROMPT_WRAPPER},
     }
-    atomic_write_json(run_dir / "manifest.json", manifest)
-    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json")))
+    write_manifest(run_dir, manifest)
+    atomic_write_text(RunDir(run_dir).config, yaml.safe_dump(cfg.model_dump(mode="json")))
     return RunResult(run_dir=run_dir, steps=0, stop_reason="icu: no training (prompt wrapper only)")
 
 

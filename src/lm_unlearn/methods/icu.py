@@ -14,6 +14,7 @@ from pathlib import Path
 
 from lm_unlearn.data.records import Record
 from lm_unlearn.files import atomic_write_text
+from lm_unlearn.rundir import RunDir
 
 WARNING = (
     "in-context unlearning changes no weights: anyone with the weights or control of the prompt "
@@ -47,7 +48,7 @@ def save_wrapper(wrapper: IcuWrapper, path: Path) -> None:
 
 def load_wrapper(run_dir: Path) -> IcuWrapper | None:
     """The run's prompt wrapper (run_dir/icu.json) for evaluation, or None for weight-based runs."""
-    path = Path(run_dir) / "icu.json"
+    path = RunDir(run_dir).prompt_wrapper
     if not path.is_file():
         return None
     data = json.loads(path.read_text())

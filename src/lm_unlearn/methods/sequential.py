@@ -13,8 +13,9 @@ import shutil
 from pathlib import Path
 
 from lm_unlearn.config import RunConfig
-from lm_unlearn.files import atomic_write_json, sha256_tree
+from lm_unlearn.files import sha256_tree
 from lm_unlearn.manifest import now
+from lm_unlearn.rundir import MODEL, RunDir, write_manifest
 
 
 def _link_tree(source: Path, target: Path) -> None:
@@ -42,7 +43,7 @@ def run_sequential(cfg: RunConfig, run_dir: Path, resume: bool = False):
         sub.data.forget = request
         sub.model.name = model_spec
         sub.save.merge = True  # the next request starts from a full model
-        manifest_path = sub_dir / "manifest.json"
+        manifest_path = RunDir(sub_dir).manifest
         status = json.loads(manifest_path.read_text()).get("status") if manifest_path.is_file() else None
         if status == "finished":
             manifest = json.loads(manifest_path.read_text())
@@ -52,7 +53,7 @@ def run_sequential(cfg: RunConfig, run_dir: Path, resume: bool = False):
             manifest = json.loads(manifest_path.read_text())
             steps, stop_reason = result.steps, result.stop_reason
             history.extend({"request": index, **row} for row in result.history)
-        model_spec = str(sub_dir / "model")
+        model_spec = str(RunDir(sub_dir).model)
         entries.append(
             {
                 "request": index,
@@ -65,9 +66,9 @@ def run_sequential(cfg: RunConfig, run_dir: Path, resume: bool = False):
                 "model_sha256": manifest.get("outputs", {}).get("model", {}).get("sha256"),
             }
         )
-    _link_tree(Path(model_spec), run_dir / "model")
-    atomic_write_json(
-        run_dir / "manifest.json",
+    _link_tree(Path(model_spec), RunDir(run_dir).model)
+    write_manifest(
+        run_dir,
         {
             "tool": "lm-unlearn",
             "status": "finished",
@@ -75,7 +76,7 @@ def run_sequential(cfg: RunConfig, run_dir: Path, resume: bool = False):
             "kind": "sequential",
             "config": cfg.model_dump(mode="json"),
             "requests": entries,
-            "outputs": {"model": {"path": "model", "sha256": sha256_tree(run_dir / "model")}},
+            "outputs": {"model": {"path": MODEL, "sha256": sha256_tree(RunDir(run_dir).model)}},
         },
     )
     steps = sum(e["steps"] for e in entries)

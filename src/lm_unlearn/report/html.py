@@ -30,6 +30,7 @@ from lm_unlearn.report.tables import (
     kv_table,
     metric_section,
 )
+from lm_unlearn.rundir import RunDir
 
 FORGET_SIDE = ("forget", "heldout", "paraphrased", "extraction")
 
@@ -163,7 +164,7 @@ def run_title(run_dir) -> str:
 
 def read_audit(run_dir) -> dict[str, Any] | None:
     """RUN_DIR/audit.json when `unlearn audit` has written one."""
-    path = Path(run_dir) / "audit.json"
+    path = RunDir(run_dir).audit_json
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
@@ -171,7 +172,7 @@ def read_run(run_dir) -> tuple[list[dict[str, Any]], dict[str, Any]] | None:
     """RUN_DIR's metrics.jsonl rows and manifest.json, or None when it is not a run directory.
     A torn last line (a run killed mid-write) is skipped."""
     run_dir = Path(run_dir)
-    history_path, manifest_path = run_dir / "metrics.jsonl", run_dir / "manifest.json"
+    history_path, manifest_path = RunDir(run_dir).metrics, RunDir(run_dir).manifest
     if not history_path.is_file() and not manifest_path.is_file():
         return None
     history = []
@@ -201,10 +202,11 @@ def write_outputs(result: dict[str, Any], out_dir, title: str, redact: bool = Fa
     out_dir = Path(out_dir)
     if redact:
         result = redact_result(result)
-    atomic_write_json(out_dir / "eval.json", result)
+    paths = RunDir(out_dir)  # an evaluation's output directory has the run directory's names
+    atomic_write_json(paths.eval, result)
     page_html = render_report(result, title, audit=read_audit(out_dir), run=run_files_for(result, out_dir))
-    atomic_write_text(out_dir / "report.html", page_html)
-    return out_dir / "eval.json", out_dir / "report.html"
+    atomic_write_text(paths.report, page_html)
+    return paths.eval, paths.report
 
 
 def refresh_report(
@@ -213,9 +215,9 @@ def refresh_report(
     """Re-render RUN_DIR/report.html from its eval.json, metrics.jsonl, manifest.json and
     audit.json, evaluating nothing; False without eval.json."""
     run_dir = Path(run_dir)
-    if not (run_dir / "eval.json").is_file():
+    if not RunDir(run_dir).eval.is_file():
         return False
-    result = json.loads((run_dir / "eval.json").read_text(encoding="utf-8"))
+    result = json.loads(RunDir(run_dir).eval.read_text(encoding="utf-8"))
     page_html = render_report(
         result,
         title or run_title(run_dir),
@@ -224,5 +226,5 @@ def refresh_report(
         run=run_files_for(result, run_dir),
         thresholds=thresholds,
     )
-    atomic_write_text(run_dir / "report.html", page_html)
+    atomic_write_text(RunDir(run_dir).report, page_html)
     return True

@@ -1,4 +1,4 @@
-"""`unlearn bench` runs on the tiny model and reports every field with sane values."""
+"""`unlearn perf` runs on the tiny model and reports every field with sane values."""
 
 import json
 from pathlib import Path
@@ -9,8 +9,8 @@ import yaml
 from tiny import build_model, build_tokenizer, tiny_run_config
 from typer.testing import CliRunner
 
-from lm_unlearn.bench import count_matmul_params, matmul_peak, run_bench
 from lm_unlearn.cli import app
+from lm_unlearn.perf import count_matmul_params, matmul_peak, run_perf
 
 EXAMPLES = Path(__file__).parents[1] / "examples" / "accelerate"
 TRAIN_FIELDS = {
@@ -51,12 +51,12 @@ def test_matmul_peak_is_a_plausible_flop_rate():
     assert 1e7 < flops < 1e14
 
 
-def test_bench_cli_writes_every_field(tmp_path, tiny_model_dir):
+def test_perf_cli_writes_every_field(tmp_path, tiny_model_dir):
     cfg = tiny_run_config(tmp_path, tiny_model_dir, **{"train.mode": "lora", "train.lr": 1e-3})
     config = tmp_path / "run.yaml"
     config.write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
     out = tmp_path / "bench.json"
-    args = ["bench", str(config), "--method", "graddiff", "--method", "npo", "--steps", "2", "--warmup", "1"]
+    args = ["perf", str(config), "--method", "graddiff", "--method", "npo", "--steps", "2", "--warmup", "1"]
     args += ["--set", "train.batch_size=3", "--set", "train.retain_batch_size=2", "--prompts", "3"]
     args += ["--max-new-tokens", "4", "--no-isolate", "--peak-size", "128", "--out", str(out)]
     result = CliRunner().invoke(app, args)
@@ -88,20 +88,30 @@ def test_bench_cli_writes_every_field(tmp_path, tiny_model_dir):
 
 def test_isolated_run_measures_in_a_fresh_process(tmp_path, tiny_model_dir):
     cfg = tiny_run_config(tmp_path, tiny_model_dir, **{"method": "ga", "train.mode": "full"})
-    report = run_bench(cfg, [], warmup=0, steps=1, with_eval=False, isolate=True, peak_size=128)
+    report = run_perf(cfg, [], warmup=0, steps=1, with_eval=False, isolate=True, peak_size=128)
     (run,) = report["train"]
     assert report["memory_isolated"] and run["method"] == "ga" and run["mode"] == "full"
     assert run["step_s"] > 0 and run["peak_rss_gib"] > 0.05
 
 
-def test_bench_of_a_method_that_does_not_train_says_so(tmp_path, tiny_model_dir):
+def test_perf_of_a_method_that_does_not_train_says_so(tmp_path, tiny_model_dir):
+    cfg = tiny_run_config(tmp_path, tiny_model_dir)
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
+    args = ["perf", str(config), "--method", "icu", "--no-eval", "--no-isolate", "--peak-size", "64"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    assert "perf icu: the run stopped after 0 of 4 steps" in result.output
+
+
+def test_the_old_name_bench_still_runs_perf_and_says_it_is_deprecated(tmp_path, tiny_model_dir):
     cfg = tiny_run_config(tmp_path, tiny_model_dir)
     config = tmp_path / "run.yaml"
     config.write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
     args = ["bench", str(config), "--method", "icu", "--no-eval", "--no-isolate", "--peak-size", "64"]
     result = CliRunner().invoke(app, args)
-    assert result.exit_code == 2
-    assert "bench icu: the run stopped after 0 of 4 steps" in result.output
+    assert "`unlearn bench` is now `unlearn perf`" in result.output
+    assert result.exit_code == 2 and "perf icu: the run stopped" in result.output  # perf ran
 
 
 @pytest.mark.parametrize(
@@ -117,12 +127,12 @@ def test_example_accelerate_configs_are_read_by_accelerate(name, kind):
 
 
 @pytest.mark.slow
-def test_bench_on_the_default_model(tmp_path):
+def test_perf_on_the_default_model(tmp_path):
     from lm_unlearn.config import load_config
 
     cfg = load_config(None, ["train.batch_size=2", "train.retain_batch_size=2"])
     # isolate: bf16 autocast would fix this process's AcceleratorState for the tests after it.
-    report = run_bench(cfg, ["graddiff"], warmup=0, steps=1, with_eval=False, isolate=True, peak_size=512)
+    report = run_perf(cfg, ["graddiff"], warmup=0, steps=1, with_eval=False, isolate=True, peak_size=512)
     (run,) = report["train"]
     # SmolLM2-135M: 30 layers of q, o (576x576), k, v (576x192), gate, up, down (576x1536), and
     # the 49152 x 576 head tied to the embedding.

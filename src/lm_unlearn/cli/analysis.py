@@ -7,21 +7,14 @@ from typing import Annotated
 
 import typer
 
-from lm_unlearn.cli_options import TrustRemoteCodeOpt
-from lm_unlearn.errors import UnlearnError, describe_os_error
-
-analyze_app = typer.Typer(no_args_is_help=True, help="Analyses of an unlearned model.")
+from lm_unlearn.cli._common import TrustRemoteCodeOpt, fail, fail_os, setup_logging
+from lm_unlearn.errors import UnlearnError
 
 DataOpt = Annotated[
     Path | None, typer.Option("--data", help="Forget QA file (JSONL/JSON/CSV/Parquet); omit for the demo.")
 ]
 TemplateOpt = Annotated[str, typer.Option(help="Prompt format: auto, chat or plain.")]
 LimitOpt = Annotated[int | None, typer.Option(help="Use only the first N forget records.")]
-
-
-def _fail(exc: Exception) -> None:
-    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=2)
 
 
 def _records(data: Path | None, limit: int | None):
@@ -37,13 +30,6 @@ def _records(data: Path | None, limit: int | None):
     return read_records(cfg, "forget")
 
 
-def _setup_logging() -> None:
-    from lm_unlearn.cli import _setup_logging as setup
-
-    setup()
-
-
-@analyze_app.command("recovery")
 def recovery_command(
     original: Annotated[str, typer.Option(help="The model before unlearning (dir, hub id, builtin:NAME).")],
     unlearned: Annotated[str, typer.Option(help="The unlearned model (e.g. runs/NAME/model).")],
@@ -68,7 +54,7 @@ def recovery_command(
     from lm_unlearn.files import atomic_write_bytes, atomic_write_json
     from lm_unlearn.models import load_model
 
-    _setup_logging()
+    setup_logging()
     try:
         records = _records(data, limit)
         orig = load_model(original, trust_remote_code=trust_remote_code).model
@@ -76,7 +62,7 @@ def recovery_command(
         fmt = PromptFormat.choose(unl.tokenizer, template)
         result = analyze_recovery(orig, unl.model, records, fmt, window, first_layer, last_layer, answer_only)
     except UnlearnError as exc:
-        _fail(exc)
+        fail(exc)
     result |= {"original": original, "unlearned": unlearned}
     atomic_write_json(out, result)
     atomic_write_bytes(out.with_suffix(".png"), krs_figure(result))
@@ -113,7 +99,7 @@ def attack_command(
     from lm_unlearn.files import atomic_write_json
     from lm_unlearn.models import load_model
 
-    _setup_logging()
+    setup_logging()
     try:
         if name not in ATTACKS:
             raise UnlearnError(f"unknown attack {name!r}; known: {', '.join(ATTACKS)}")
@@ -128,7 +114,7 @@ def attack_command(
             options |= {"bits": tuple(int(b) for b in bits.split(",")), "group_size": group_size}
         result = ATTACKS[name](loaded.model, fmt, records, original=orig, **options)
     except (UnlearnError, ValueError) as exc:
-        _fail(exc)
+        fail(exc)
     if out is not None:
         atomic_write_json(out, result)
     typer.echo(result.get("verdict") or result.get("skipped"))
@@ -154,7 +140,7 @@ def audit_command(
     from lm_unlearn.analysis.audit import run_audit
     from lm_unlearn.models import remote_code
 
-    _setup_logging()
+    setup_logging()
     try:
         with remote_code(trust_remote_code):
             result = run_audit(
@@ -169,15 +155,17 @@ def audit_command(
                 redact_text=redact,
             )
     except UnlearnError as exc:
-        _fail(exc)
+        fail(exc)
     except OSError as exc:
-        _fail(UnlearnError(describe_os_error(exc)))
+        fail_os(exc)
     for line in result["verdicts"]:
         typer.echo(line)
     typer.echo(f"wrote {run_dir / 'audit.json'} and {run_dir / 'audit.html'}")
 
 
 def register(app: typer.Typer) -> None:
+    analyze_app = typer.Typer(no_args_is_help=True, help="Analyses of an unlearned model.")
+    analyze_app.command("recovery")(recovery_command)
     app.add_typer(analyze_app, name="analyze")
     app.command("attack")(attack_command)
     app.command("audit")(audit_command)

@@ -1,9 +1,9 @@
-"""`unlearn bench`: how fast and how lean unlearning and evaluation run on this machine.
+"""`unlearn perf`: how fast and how lean unlearning and evaluation run on this machine.
 
 Training numbers come from the product's own loop: each method runs `engine.train` for a few
 warm-up and timed steps, and step time and tokens are read from the run's metrics.jsonl. Each
 measurement runs in a fresh process (unless isolate=False), so its peak resident memory is that
-run's alone. The machine's matmul peak is measured in the same bench, before and after the
+run's alone. The machine's matmul peak is measured in the same invocation, before and after the
 methods, so the achieved fraction of it stays meaningful on a loaded or throttled machine.
 
 Achieved model FLOP/s follow the usual convention (Kaplan et al. 2020; PaLM's MFU):
@@ -32,6 +32,7 @@ import torch
 
 from lm_unlearn.config import RunConfig, apply_overrides, validate_config
 from lm_unlearn.errors import DataError, UnlearnError
+from lm_unlearn.rundir import read_manifest
 
 GIB = 2**30
 
@@ -97,16 +98,16 @@ def peak_memory(device: torch.device) -> dict[str, float]:
     return out
 
 
-def bench_device() -> torch.device:
+def perf_device() -> torch.device:
     return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
 
 
-def bench_method(cfg_data: dict[str, Any], warmup: int, steps: int, workdir: str) -> dict[str, Any]:
+def perf_method(cfg_data: dict[str, Any], warmup: int, steps: int, workdir: str) -> dict[str, Any]:
     """Run `engine.train` for warmup + steps steps; time the last `steps` from metrics.jsonl."""
     from lm_unlearn.engine import train
     from lm_unlearn.precision import resolve_precision
 
-    device = bench_device()
+    device = perf_device()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     data = json.loads(json.dumps(cfg_data))  # a private copy
@@ -117,10 +118,10 @@ def bench_method(cfg_data: dict[str, Any], warmup: int, steps: int, workdir: str
             "train.checkpoint_every=0",
             "train.eval_every=0",  # training speed alone
             f"output_dir={workdir}",
-            f"name=bench-{data.get('method') or 'custom'}",
+            f"name=perf-{data.get('method') or 'custom'}",
         ],
     )
-    cfg = validate_config(data, "bench")
+    cfg = validate_config(data, "perf")
     run_dir = Path(cfg.output_dir) / str(cfg.name)
     started = time.perf_counter()
     result = train(cfg, run_dir)
@@ -128,14 +129,14 @@ def bench_method(cfg_data: dict[str, Any], warmup: int, steps: int, workdir: str
     rows = result.history
     if len(rows) < warmup + steps:
         raise UnlearnError(
-            f"bench {cfg.method}: the run stopped after {len(rows)} of {warmup + steps} steps "
-            f"({result.stop_reason}); bench a method that trains, or lower --steps"
+            f"perf {cfg.method}: the run stopped after {len(rows)} of {warmup + steps} steps "
+            f"({result.stop_reason}); measure a method that trains, or lower --steps"
         )
     elapsed = [0.0] + [r["elapsed_s"] for r in rows]
     step_times = [elapsed[i + 1] - elapsed[i] for i in range(warmup, warmup + steps)]
     timed_s = elapsed[warmup + steps] - elapsed[warmup]
     tokens = sum(r["tokens"] for r in rows[warmup : warmup + steps])
-    manifest = json.loads((run_dir / "manifest.json").read_text())
+    manifest = read_manifest(run_dir)
     n = matmul_params_of(manifest["source_model"]["path"])
     return {
         "method": cfg.method or "custom",
@@ -159,9 +160,7 @@ def bench_method(cfg_data: dict[str, Any], warmup: int, steps: int, workdir: str
     }
 
 
-def bench_eval(
-    cfg_data: dict[str, Any], prompts: int, max_new_tokens: int, batch_size: int
-) -> dict[str, Any]:
+def perf_eval(cfg_data: dict[str, Any], prompts: int, max_new_tokens: int, batch_size: int) -> dict[str, Any]:
     """Greedy generation (batched, and one prompt at a time) and scoring throughput."""
     from lm_unlearn.data import PromptFormat, read_records
     from lm_unlearn.evaluation.generation import generate
@@ -170,8 +169,8 @@ def bench_eval(
     from lm_unlearn.precision import resolve_precision
     from lm_unlearn.training_setup import datasets as _datasets
 
-    device = bench_device()
-    cfg = validate_config(json.loads(json.dumps(cfg_data)), "bench")
+    device = perf_device()
+    cfg = validate_config(json.loads(json.dumps(cfg_data)), "perf")
     precision = resolve_precision(cfg.train.precision)
     loaded = load_model(
         cfg.model.name, revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code
@@ -279,7 +278,7 @@ def machine_info(device: torch.device) -> dict[str, Any]:
     return info
 
 
-def run_bench(
+def run_perf(
     cfg: RunConfig,
     methods: list[str],
     *,
@@ -293,7 +292,7 @@ def run_bench(
     peak_size: int | None = None,
 ) -> dict[str, Any]:
     """Measure each method in `methods` (recipe names; empty: cfg's own), evaluation and the peak."""
-    device = bench_device()
+    device = perf_device()
     call = _isolated if isolate else (lambda fn, *args: fn(*args))
     result: dict[str, Any] = {"machine": machine_info(device), "memory_isolated": isolate}
 
@@ -306,13 +305,13 @@ def run_bench(
     before = peaks()
     base = cfg.model_dump(mode="json")
     runs = []
-    with tempfile.TemporaryDirectory(prefix="lm_unlearn_bench_") as workdir:
+    with tempfile.TemporaryDirectory(prefix="lm_unlearn_perf_") as workdir:
         for method in methods or [cfg.method]:
             data = dict(base, method=method, objective=None) if methods else base
-            runs.append(call(bench_method, data, warmup, steps, workdir))
+            runs.append(call(perf_method, data, warmup, steps, workdir))
     result["train"] = runs
     if with_eval:
-        result["eval"] = call(bench_eval, base, eval_prompts, max_new_tokens, eval_batch_size)
+        result["eval"] = call(perf_eval, base, eval_prompts, max_new_tokens, eval_batch_size)
     after = peaks()
     peak = {k: max(before[k], after[k]) for k in before}
     result["matmul_peak_flops"] = peak
@@ -327,7 +326,7 @@ def run_bench(
 
 
 def format_table(result: dict[str, Any]) -> str:
-    """A short plain-text summary of `run_bench`'s result."""
+    """A short plain-text summary of `run_perf`'s result."""
     peak, machine = result["matmul_peak_flops"], result["machine"]
     memory = "peak_gpu_allocated_gib" if result["machine"]["device"] == "cuda" else "peak_rss_gib"
     lines = [

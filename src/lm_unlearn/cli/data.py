@@ -1,7 +1,4 @@
-"""`unlearn data make SCENARIO` and `unlearn data convert FORMAT INPUT`: parse, call, print.
-
-Wire into the main app with `register(app)`.
-"""
+"""`unlearn data make SCENARIO` and `unlearn data convert FORMAT INPUT`: parse, call, print."""
 
 from __future__ import annotations
 
@@ -11,14 +8,8 @@ from typing import Annotated
 
 import typer
 
+from lm_unlearn.cli._common import fail
 from lm_unlearn.errors import UnlearnError
-
-data_app = typer.Typer(no_args_is_help=True, help="Generate scenario data or convert public data sets.")
-
-
-def _fail(exc: Exception) -> None:
-    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=2)
 
 
 def _report(out: Path, only: list[str] | None = None) -> None:
@@ -30,7 +21,6 @@ def _report(out: Path, only: list[str] | None = None) -> None:
         typer.echo(f"  {name:<26} {info['role']:<18} {info['records']:>6} records  {info['description']}")
 
 
-@data_app.command()
 def make(
     scenario: Annotated[
         str,
@@ -60,7 +50,7 @@ def make(
             scenario, out, seed=seed, people=people, forget_percent=forget_percent, chapters=chapters
         )
     except (UnlearnError, ValueError) as exc:
-        _fail(exc)
+        fail(exc)
     _report(path)
     typer.echo(f"unlearn:  unlearn run {path / 'run.yaml'}")
     typer.echo(f"evaluate: unlearn eval --model RUN_DIR --data {path / 'eval.yaml'}")
@@ -68,7 +58,6 @@ def make(
         typer.echo("note: teach the model learn.jsonl first; it has none of this yet (see docs/data.md)")
 
 
-@data_app.command()
 def convert(
     fmt: Annotated[
         str,
@@ -99,11 +88,10 @@ def convert(
     try:
         written = convert_files(fmt, source, out, role=role, concept=concept, force=force)
     except UnlearnError as exc:
-        _fail(exc)
+        fail(exc)
     _report(out, only=written)
 
 
-@data_app.command("list")
 def list_() -> None:
     """List the scenarios and the public formats."""
     from lm_unlearn.data.formats import FORMATS, summary
@@ -119,4 +107,8 @@ def list_() -> None:
 
 
 def register(app: typer.Typer) -> None:
+    data_app = typer.Typer(no_args_is_help=True, help="Generate scenario data or convert public data sets.")
+    data_app.command("make")(make)
+    data_app.command("convert")(convert)
+    data_app.command("list")(list_)
     app.add_typer(data_app, name="data")
