@@ -40,6 +40,7 @@ from lm_unlearn.models import LoadedModel
 from lm_unlearn.objectives import Objective, StepContext, build_objective
 from lm_unlearn.objectives.reference import build_reference
 from lm_unlearn.precision import resolve_frozen_dtype
+from lm_unlearn.rundir import RunDir, RunResult, read_history, write_manifest
 from lm_unlearn.rundir_checks import save_failed
 from lm_unlearn.training_setup import (
     TrainingRecords,
@@ -54,14 +55,6 @@ from lm_unlearn.training_setup import (
 from lm_unlearn.validation import Keeper, Validator, build_validator, validation_digests, validation_entry
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class RunResult:
-    run_dir: Path
-    steps: int
-    stop_reason: str
-    history: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -91,20 +84,7 @@ class TrainState:
 
     @property
     def history_path(self) -> Path:
-        return self.run_dir / "metrics.jsonl"
-
-
-def read_history(path: Path, up_to_step: int | None = None) -> list[dict[str, Any]]:
-    rows = []
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut short by a kill
-            if up_to_step is None or row["step"] <= up_to_step:
-                rows.append(row)
-    return rows
+        return RunDir(self.run_dir).metrics
 
 
 def train(
@@ -201,7 +181,6 @@ def open_run_dir(state: TrainState, records: TrainingRecords, resume: bool, desc
     """A new run's manifest and files, or a resumed run's checkpoint, manifest and history."""
     cfg, run_dir = state.cfg, state.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
-    manifest_path = run_dir / "manifest.json"
     if resume:
         found = ckpt.latest_checkpoint(run_dir)
         if found is not None:
@@ -209,7 +188,7 @@ def open_run_dir(state: TrainState, records: TrainingRecords, resume: bool, desc
                 found, state.unwrapped, state.optimizer, state.scheduler, state.objective.state
             )
             log.info("resuming from %s (step %d)", found, state.start_step)
-        state.manifest = json.loads(manifest_path.read_text())
+        state.manifest = json.loads(RunDir(run_dir).manifest.read_text())
         state.manifest.setdefault("resumed_at", []).append({"time": now(), "step": state.start_step})
     else:
         state.manifest = new_manifest(state, records, describe)
@@ -218,12 +197,11 @@ def open_run_dir(state: TrainState, records: TrainingRecords, resume: bool, desc
         if any(k.startswith("val_") for k in row):
             state.keeper.rows.append(row)
     if state.accelerator.is_main_process:
-        atomic_write_json(
-            run_dir / "validation.json", validation_digests(records.forget_val, records.retain_val)
-        )
-        atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json")))
+        paths = RunDir(run_dir)
+        atomic_write_json(paths.validation, validation_digests(records.forget_val, records.retain_val))
+        atomic_write_text(paths.config, yaml.safe_dump(cfg.model_dump(mode="json")))
         atomic_write_text(state.history_path, "".join(json.dumps(r) + "\n" for r in state.history))
-        atomic_write_json(manifest_path, state.manifest)
+        write_manifest(run_dir, state.manifest)
 
 
 def new_manifest(state: TrainState, records: TrainingRecords, describe: dict) -> dict[str, Any]:
@@ -388,7 +366,7 @@ def save(state: TrainState, step: int, stop_reason: str) -> RunResult:
                 "outputs": outputs,
             }
         )
-        atomic_write_json(run_dir / "manifest.json", state.manifest)
+        write_manifest(run_dir, state.manifest)
     return RunResult(run_dir=run_dir, steps=step, stop_reason=stop_reason, history=state.history)
 
 

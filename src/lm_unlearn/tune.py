@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 import math
 from pathlib import Path
@@ -174,7 +173,9 @@ def run_tune(base: dict[str, Any], out: Path, trials: int, storage: str | None, 
 
 
 def _selection(run_dir: Path) -> dict[str, Any]:
-    return json.loads((run_dir / "manifest.json").read_text())["selection"]
+    from lm_unlearn.rundir import read_manifest
+
+    return read_manifest(run_dir)["selection"]
 
 
 def write_outputs(study, base: dict[str, Any], out: Path) -> Path:

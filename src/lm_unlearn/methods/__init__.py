@@ -28,11 +28,10 @@ def run_icu(cfg: RunConfig, run_dir: Path):
     from lm_unlearn.data import read_records
     from lm_unlearn.data.demo import demo_dataset
     from lm_unlearn.data.sampling import read_refusals
-    from lm_unlearn.engine import RunResult
     from lm_unlearn.files import atomic_write_text
     from lm_unlearn.manifest import data_entry, now
     from lm_unlearn.methods.icu import WARNING, build_wrapper, save_wrapper
-    from lm_unlearn.rundir import PROMPT_WRAPPER, RunDir, write_manifest
+    from lm_unlearn.rundir import PROMPT_WRAPPER, RunDir, RunResult, write_manifest
 
     forget_cfg = cfg.data.forget or demo_dataset("forget")
     records = read_records(forget_cfg, "forget")

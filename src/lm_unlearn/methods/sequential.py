@@ -31,7 +31,8 @@ def _link_tree(source: Path, target: Path) -> None:
 
 
 def run_sequential(cfg: RunConfig, run_dir: Path, resume: bool = False):
-    from lm_unlearn.engine import RunResult, train
+    from lm_unlearn.engine import train
+    from lm_unlearn.rundir import RunResult
 
     run_dir.mkdir(parents=True, exist_ok=True)
     entries, history, model_spec = [], [], cfg.model.name
