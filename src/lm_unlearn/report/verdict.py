@@ -133,35 +133,29 @@ def generalises_row(result: dict[str, Any], t: VerdictConfig) -> VerdictRow | No
 
 
 def kept_row(result: dict[str, Any], t: VerdictConfig) -> VerdictRow | None:
-    before, after, retrain = _values(result, "retain.rougeL_vs_original")
-    if after is None:
-        return None
-    target = f"≥ {pct(t.retain_rougeL_min)}"
-    summary = f"Model kept: normal answers match the original's {pct(after)} (ROUGE-L; want {target})"
-    passed = _at_least(after, t.retain_rougeL_min)
-    return VerdictRow(
-        "kept", "Model kept", "retain.rougeL_vs_original", before, after, retrain, target, passed, summary
+    what = "Model kept: normal answers match the original's {} (ROUGE-L; want {})"
+    return _at_least_row(
+        result, "retain.rougeL_vs_original", ("kept", "Model kept"), what, t.retain_rougeL_min
     )
 
 
 def unrelated_row(result: dict[str, Any], t: VerdictConfig) -> VerdictRow | None:
-    before, after, retrain = _values(result, "unrelated.bleu_vs_original")
+    what = "Unrelated kept: unrelated answers match the original's {} (BLEU; want {})"
+    return _at_least_row(
+        result, "unrelated.bleu_vs_original", ("unrelated", "Unrelated kept"), what, t.unrelated_bleu_min
+    )
+
+
+def _at_least_row(
+    result: dict[str, Any], metric: str, names: tuple[str, str], what: str, minimum: float
+) -> VerdictRow | None:
+    """A row whose metric should stay at least `minimum` (a similarity to the original)."""
+    before, after, retrain = _values(result, metric)
     if after is None:
         return None
-    target = f"≥ {pct(t.unrelated_bleu_min)}"
-    summary = f"Unrelated kept: unrelated answers match the original's {pct(after)} (BLEU; want {target})"
-    passed = _at_least(after, t.unrelated_bleu_min)
-    return VerdictRow(
-        "unrelated",
-        "Unrelated kept",
-        "unrelated.bleu_vs_original",
-        before,
-        after,
-        retrain,
-        target,
-        passed,
-        summary,
-    )
+    target = f"≥ {pct(minimum)}"
+    passed = _at_least(after, minimum)
+    return VerdictRow(*names, metric, before, after, retrain, target, passed, what.format(pct(after), target))
 
 
 def privacy_row(result: dict[str, Any], t: VerdictConfig) -> VerdictRow | None:
