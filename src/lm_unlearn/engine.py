@@ -317,7 +317,7 @@ def micro_steps(state: TrainState, step: int) -> tuple[dict[str, float], int, st
         sums["loss"] += loss.item() / accum
         for name, value in values.items():
             sums[name] += value.item() / accum
-        if "forget" in ctx.computed:
+        if "forget" in ctx.computed and ctx.computed["forget"].has_logits:  # not for RMU's early exit
             sums["forget_nll"] += ctx.computed["forget"].mean_nll.mean().item() / accum
         tokens += ctx.tokens
     return sums, tokens, None

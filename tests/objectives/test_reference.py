@@ -141,3 +141,39 @@ def test_live_lora_reference_runs_without_dropout_and_equals_precomputed():
     torch.testing.assert_close(first.token_logprob, stored.token_logprob, rtol=0, atol=1e-6)
     torch.testing.assert_close(first.logits, stored.logits, rtol=0, atol=1e-6)
     assert model.training and all(m.training for m in model.modules())  # the run's mode is kept
+
+
+def test_rmu_stops_the_forward_after_its_layer_with_the_same_loss_and_gradients(tiny_model_dir):
+    """RMU reads only layer outputs: the forward stops there (no upper layers, no LM head), and
+    the loss and every gradient equal those of the full forward."""
+    import dataclasses
+
+    from lm_unlearn.objectives.hidden import decoder_layers
+
+    model, data = tiny_data(tiny_model_dir)
+    reference = perturbed(model)
+    top_calls = []
+    decoder_layers(model)[-1].register_forward_hook(lambda *_: top_calls.append(1))
+    seen = {}
+    for hidden_only in (True, False):
+        objective = build_objective(None, {"rmu": {"layer": 0, "alpha": 5.0, "steering_coef": 3.0}})
+        weighted = objective.terms[0]
+        term = dataclasses.replace(weighted.term, hidden_only=hidden_only)
+        objective.terms = [dataclasses.replace(weighted, term=term)]
+        model.zero_grad(set_to_none=True)
+        top_calls.clear()
+        ctx = StepContext(model, lambda s: data.batch(s, 0), LiveReference(reference))
+        loss, _ = objective(ctx)
+        loss.backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        seen[hidden_only] = (loss.item(), grads, ctx.computed["forget"].has_logits, len(top_calls))
+    (fast, fast_grads, fast_logits, fast_top), (full, full_grads, full_logits, full_top) = (
+        seen[True],
+        seen[False],
+    )
+    assert fast_top == 0 and full_top > 0  # the last layer never ran
+    assert not fast_logits and full_logits
+    assert fast == pytest.approx(full, rel=1e-6)
+    assert fast_grads.keys() == full_grads.keys() and fast_grads
+    for name, grad in fast_grads.items():
+        torch.testing.assert_close(grad, full_grads[name], rtol=1e-5, atol=1e-7)

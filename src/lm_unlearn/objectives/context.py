@@ -15,15 +15,18 @@ from contextlib import AbstractContextManager, nullcontext
 import torch
 
 from lm_unlearn.data.tokenize import IGNORE, Batch
-from lm_unlearn.objectives.hidden import capture_layers
+from lm_unlearn.objectives.hidden import StopForward, capture_layers
 from lm_unlearn.objectives.outputs import Outputs
 
 
 class ReferenceProvider:
     """The original model's outputs on a batch: live (objectives/reference.py) or precomputed."""
 
-    def outputs(self, batch: Batch, layers: tuple[int, ...], full_logits: bool = True) -> Outputs:
-        """full_logits=False: only response log-probs are read (Outputs may hold response logits)."""
+    def outputs(
+        self, batch: Batch, layers: tuple[int, ...], full_logits: bool = True, hidden_only: bool = False
+    ) -> Outputs:
+        """full_logits=False: only response log-probs are read (Outputs may hold response logits);
+        hidden_only: only the captured layers are read (the forward may stop there, no logits)."""
         raise NotImplementedError
 
 
@@ -58,6 +61,8 @@ class StepContext:
         # The running term's persistent values (set by the Objective before each term; saved in
         # checkpoints): a term that keeps state across steps reads and writes them here.
         self.state: dict[str, float] = {}
+        # Set by the Objective: no term reads logits, so forwards stop after the captured layers.
+        self.hidden_only = False
 
     def needs_full_logits(self, split: str) -> bool:
         return self.full_logits is None or split in self.full_logits
@@ -77,17 +82,25 @@ class StepContext:
             if len(group) < 2 or not all(_right_padded(b) for b in batches):
                 group, batches = [split], [self.batch(split)]
             joined = batches[0] if len(batches) == 1 else _concat(batches)
-            keep = None if full else head_positions(self.model, joined)
+            keep = None if full or self.hidden_only else head_positions(self.model, joined)
             head = {} if keep is None else {"logits_to_keep": keep}
-            with self._autocast(), capture_layers(self.model, self.hidden_layers) as hidden:
-                logits = self.model(input_ids=joined.input_ids, attention_mask=joined.attention_mask, **head)
-                logits = logits.logits
+            logits = None
+            with self._autocast(), capture_layers(self.model, self.hidden_layers, self.hidden_only) as hidden:
+                try:
+                    logits = self.model(
+                        input_ids=joined.input_ids, attention_mask=joined.attention_mask, **head
+                    )
+                    logits = logits.logits
+                except StopForward:
+                    pass  # hidden_only: the captured layers are all the terms read
             start = 0
             for name, batch in zip(group, batches):
                 # Right padding: a row's logits up to its own width are those of a separate pass.
                 rows, width = slice(start, start + batch.input_ids.shape[0]), batch.input_ids.shape[1]
                 parts = {layer: h[rows, :width] for layer, h in hidden.items()}
-                if keep is None:
+                if logits is None:
+                    self._outputs[name] = Outputs(None, batch, parts)
+                elif keep is None:
                     self._outputs[name] = Outputs(logits[rows, :width], batch, parts)
                 else:
                     inside = keep < width - 1
@@ -105,7 +118,10 @@ class StepContext:
             with torch.no_grad(), self._autocast():
                 if isinstance(self._reference_forward, ReferenceProvider):
                     self._reference[split] = self._reference_forward.outputs(
-                        batch, self.hidden_layers, full_logits=self.needs_full_logits(split)
+                        batch,
+                        self.hidden_layers,
+                        full_logits=self.needs_full_logits(split),
+                        hidden_only=self.hidden_only,
                     )
                 else:  # a plain callable returning logits
                     self._reference[split] = Outputs(self._reference_forward(batch).detach(), batch)

@@ -31,11 +31,19 @@ def num_layers(model: torch.nn.Module) -> int:
     return len(decoder_layers(model))
 
 
+class StopForward(Exception):
+    """Raised by a capture hook once the last wanted layer has run (`stop_after_last`)."""
+
+
 @contextmanager
-def capture_layers(model: torch.nn.Module, layers: tuple[int, ...]) -> Iterator[dict[int, torch.Tensor]]:
+def capture_layers(
+    model: torch.nn.Module, layers: tuple[int, ...], stop_after_last: bool = False
+) -> Iterator[dict[int, torch.Tensor]]:
     """Within the block, forward passes record {layer: output [B, T, H]} into the yielded dict.
 
     The first call wins: gradient-checkpointing recomputation during backward does not overwrite.
+    stop_after_last: once every wanted layer is captured, raise StopForward, so the caller's
+    forward skips the layers above and the LM head (catch it around the forward).
     """
     captured: dict[int, torch.Tensor] = {}
     if not layers:
@@ -50,6 +58,8 @@ def capture_layers(model: torch.nn.Module, layers: tuple[int, ...]) -> Iterator[
         def hook(_module, _inputs, output, index=index):
             if index not in captured:
                 captured[index] = output[0] if isinstance(output, tuple) else output
+            if stop_after_last and len(captured) == len(set(layers)):
+                raise StopForward
 
         handles.append(blocks[index].register_forward_hook(hook))
     try:

@@ -47,6 +47,11 @@ class Outputs:
         return out
 
     @property
+    def has_logits(self) -> bool:
+        """False when the forward stopped after the captured layers (hidden-only objectives)."""
+        return self._logits is not None or "token_logprob" in self.__dict__
+
+    @property
     def logits(self) -> torch.Tensor | None:
         if self.positions is not None:
             raise RuntimeError(

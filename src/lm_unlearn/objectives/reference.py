@@ -20,7 +20,7 @@ import torch
 
 from lm_unlearn.data.tokenize import Batch
 from lm_unlearn.objectives.context import ReferenceProvider, head_positions
-from lm_unlearn.objectives.hidden import capture_layers
+from lm_unlearn.objectives.hidden import StopForward, capture_layers
 from lm_unlearn.objectives.outputs import Outputs
 
 log = logging.getLogger(__name__)
@@ -53,19 +53,34 @@ class LiveReference(ReferenceProvider):
         self.reinforced = reinforced
         self.adapter = hasattr(model, "disable_adapter")
 
-    def outputs(self, batch: Batch, layers: tuple[int, ...], full_logits: bool = True) -> Outputs:
+    def outputs(
+        self, batch: Batch, layers: tuple[int, ...], full_logits: bool = True, hidden_only: bool = False
+    ) -> Outputs:
         disabled = self.model.disable_adapter() if self.adapter else nullcontext()
         keep = None if full_logits or self.reinforced is not None else head_positions(self.model, batch)
         head = {} if keep is None else {"logits_to_keep": keep}
-        with torch.no_grad(), disabled, eval_mode(self.model), capture_layers(self.model, layers) as hidden:
-            logits = self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, **head).logits
+        stop = hidden_only and self.reinforced is None
+        logits = None
+        with (
+            torch.no_grad(),
+            disabled,
+            eval_mode(self.model),
+            capture_layers(self.model, layers, stop) as hidden,
+        ):
+            try:
+                logits = self.model(
+                    input_ids=batch.input_ids, attention_mask=batch.attention_mask, **head
+                ).logits
+            except StopForward:
+                pass  # only the captured layers are read
         extra = {}
         if self.reinforced is not None:
             with torch.no_grad():
                 extra["reinforced_logits"] = self.reinforced(
                     input_ids=batch.input_ids, attention_mask=batch.attention_mask
                 ).logits
-        return Outputs(logits.detach(), batch, dict(hidden), extra, positions=keep)
+        logits = None if logits is None else logits.detach()
+        return Outputs(logits, batch, dict(hidden), extra, positions=keep)
 
 
 def _row_key(batch: Batch, row: int) -> tuple[int, tuple[int, ...], tuple[int, ...]]:
@@ -103,7 +118,9 @@ class PrecomputedReference(ReferenceProvider):
             entry["extra"] = {name: v[i, :n].cpu() for name, v in out.extra.items()}
             self.cache[key] = entry
 
-    def outputs(self, batch: Batch, layers: tuple[int, ...], full_logits: bool = True) -> Outputs:
+    def outputs(
+        self, batch: Batch, layers: tuple[int, ...], full_logits: bool = True, hidden_only: bool = False
+    ) -> Outputs:
         rows = []
         for i in range(batch.input_ids.shape[0]):
             key = _row_key(batch, i)[1:]

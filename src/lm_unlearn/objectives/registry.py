@@ -31,6 +31,9 @@ class Term:
     # reference. False: only response log-probs, so the LM head runs on response positions only
     # and a precomputed reference keeps no logits.
     full_logits: bool = False
+    # True: reads only captured layer outputs, no logits (RMU): a forward stops after the last
+    # captured layer, so the layers above it and the LM head never run.
+    hidden_only: bool = False
 
     def params(self) -> dict[str, Any]:
         return {k: f.default for k, f in self.params_model.model_fields.items()}
@@ -57,6 +60,7 @@ def term(
     full_logits: bool = False,
     layers: Callable[..., tuple[int, ...]] | None = None,
     trainable: Callable[..., Callable[[str], bool]] | None = None,
+    hidden_only: bool = False,
 ):
     """Register `fn(ctx, **params) -> scalar`; its keyword defaults become typed parameters."""
 
@@ -68,7 +72,16 @@ def term(
             fields[pname] = (p.annotation if p.annotation is not inspect.Parameter.empty else Any, p.default)
         model = create_model(f"{name}_params", __config__={"extra": "forbid"}, **fields)
         TERMS[name] = Term(
-            name, fn, summary, needs_reference, tuple(splits), model, layers, trainable, full_logits
+            name,
+            fn,
+            summary,
+            needs_reference,
+            tuple(splits),
+            model,
+            layers,
+            trainable,
+            full_logits,
+            hidden_only,
         )
         return fn
 
@@ -150,6 +163,7 @@ class Objective:
             self._layers = self.hidden_layers(ctx.model)
         ctx.hidden_layers = self._layers
         ctx.full_logits = self.full_logits
+        ctx.hidden_only = bool(self._layers) and all(t.term.hidden_only for t in self.terms)
         values = {}
         for t in self.terms:
             ctx.state = self.state.setdefault(t.term.name, {})

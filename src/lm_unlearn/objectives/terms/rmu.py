@@ -67,6 +67,7 @@ def _trainable(model, layer=None, update_params="mlp.down_proj", **_) -> Callabl
     needs_reference=True,
     layers=_layers,
     trainable=_trainable,
+    hidden_only=True,  # reads layer outputs only: forwards stop after the steered layer
 )
 def rmu(
     ctx: StepContext,
