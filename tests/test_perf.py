@@ -139,3 +139,18 @@ def test_perf_on_the_default_model(tmp_path):
     per_layer = 2 * 576 * 576 + 2 * 576 * 192 + 3 * 576 * 1536
     assert run["matmul_params"] == 30 * per_layer + 49152 * 576
     assert run["tokens_per_step"] > 20 and 0 < run["fraction_of_peak"] < 1.5
+
+
+def test_a_recipe_measured_on_the_demo_runs_with_its_own_defaults_not_the_demo_recipes():
+    from lm_unlearn.config import load_config, validate_config
+    from lm_unlearn.perf import _method_config
+
+    base = load_config().model_dump(mode="json")  # the demo: RMU, full mode, lr 1e-3, 80 steps
+    cfg = validate_config(_method_config(base, "graddiff"))
+    assert (cfg.method, cfg.objective, cfg.train.mode, cfg.train.lr, cfg.train.max_steps) == (
+        "graddiff",
+        None,
+        "lora",
+        2e-4,
+        40,
+    )

@@ -116,7 +116,8 @@ def perf_method(cfg_data: dict[str, Any], warmup: int, steps: int, workdir: str)
         [
             f"train.max_steps={warmup + steps}",
             "train.checkpoint_every=0",
-            "train.eval_every=0",  # training speed alone
+            "train.eval_every=0",  # training speed alone: no validation, so no target either
+            "train.target={}",
             f"output_dir={workdir}",
             f"name=perf-{data.get('method') or 'custom'}",
         ],
@@ -240,6 +241,18 @@ def perf_eval(cfg_data: dict[str, Any], prompts: int, max_new_tokens: int, batch
     }
 
 
+def _method_config(base: dict[str, Any], method: str) -> dict[str, Any]:
+    """`base` with another recipe. The demo recipe's own training settings (full mode, its lr
+    and steps) go back to the defaults, so each measured recipe runs as it would by default."""
+    from lm_unlearn.config import DEMO_RECIPE, TrainConfig
+
+    data = json.loads(json.dumps(base))
+    if data.get("objective") == DEMO_RECIPE["objective"]:
+        for key in DEMO_RECIPE["train"]:
+            data["train"][key] = TrainConfig.model_fields[key].default
+    return dict(data, method=method, objective=None)
+
+
 def _isolated(fn: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
     """fn(*args) in a fresh process, so its peak memory is its own."""
     context = multiprocessing.get_context("spawn")
@@ -307,7 +320,7 @@ def run_perf(
     runs = []
     with tempfile.TemporaryDirectory(prefix="lm_unlearn_perf_") as workdir:
         for method in methods or [cfg.method]:
-            data = dict(base, method=method, objective=None) if methods else base
+            data = _method_config(base, method) if methods else base
             runs.append(call(perf_method, data, warmup, steps, workdir))
     result["train"] = runs
     if with_eval:

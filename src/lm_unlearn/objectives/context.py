@@ -117,11 +117,10 @@ class StepContext:
             batch = self.batch(split)
             with torch.no_grad(), self._autocast():
                 if isinstance(self._reference_forward, ReferenceProvider):
+                    # hidden_only is passed only when set, so providers written before it work
+                    extra = {"hidden_only": True} if self.hidden_only else {}
                     self._reference[split] = self._reference_forward.outputs(
-                        batch,
-                        self.hidden_layers,
-                        full_logits=self.needs_full_logits(split),
-                        hidden_only=self.hidden_only,
+                        batch, self.hidden_layers, full_logits=self.needs_full_logits(split), **extra
                     )
                 else:  # a plain callable returning logits
                     self._reference[split] = Outputs(self._reference_forward(batch).detach(), batch)
