@@ -79,6 +79,8 @@ class Validator:
     original_logprobs: list[torch.Tensor] = field(default_factory=list)  # retain, [T_i, V] each
     original_answers: list[str] = field(default_factory=list)
     baseline_values: dict[str, float] = field(default_factory=dict)
+    _encoded: dict[int, list] = field(default_factory=dict, repr=False)  # id(records) -> examples
+    _judge: Any = field(default=None, repr=False)
 
     def baseline(self, model) -> dict[str, float]:
         """The original model's values; keeps its retain distributions and answers to compare."""
@@ -113,7 +115,8 @@ class Validator:
         values: dict[str, float] = {}
         if self.forget and self.judge_patterns:
             answers = self._answers(model, self.forget)
-            flags = KeywordJudge(self.judge_patterns).scores(answers)
+            self._judge = self._judge or KeywordJudge(self.judge_patterns)  # compiled once
+            flags = self._judge.scores(answers)
             values["val_judge_rate"] = sum(flags) / len(flags)
         if self.retain:
             answers = self._answers(model, self.retain)
@@ -137,7 +140,9 @@ class Validator:
     def _nll(self, model, records, with_kl: bool = False, keep: bool = False) -> tuple[float, float | None]:
         """Mean per-token NLL over response tokens (and mean KL(original || model) per answer)."""
         device = next(model.parameters()).device
-        examples = encode_records(records, self.fmt, self.max_length)
+        if id(records) not in self._encoded:  # tokenised once, measured every eval_every steps
+            self._encoded[id(records)] = encode_records(records, self.fmt, self.max_length)
+        examples = self._encoded[id(records)]
         nll_sum, count, kls = 0.0, 0, []
         for start in range(0, len(examples), 8):
             chunk = examples[start : start + 8]
