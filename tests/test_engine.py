@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from tiny import tiny_run_config
+from tiny import tiny_run_config, train_until_checkpoint
 from transformers import AutoModelForCausalLM
 
 from lm_unlearn import checkpoint as ckpt
@@ -100,17 +100,7 @@ def test_resume_gives_the_same_parameters_as_an_uninterrupted_run(tmp_path, tiny
 
     interrupted = tiny_run_config(tmp_path / "b", tiny_model_dir, **settings)
     run_dir = Path(interrupted.output_dir) / "tiny"
-    real_save = ckpt.save_checkpoint
-
-    def save_then_crash(run_dir, step, *args, **kwargs):
-        real_save(run_dir, step, *args, **kwargs)
-        if step == 4:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(ckpt, "save_checkpoint", save_then_crash)
-    with pytest.raises(KeyboardInterrupt):
-        train(interrupted, run_dir)
-    monkeypatch.setattr(ckpt, "save_checkpoint", real_save)
+    train_until_checkpoint(interrupted, run_dir, monkeypatch, at_step=4)
     assert not (run_dir / "model").exists()
     result = train(interrupted, run_dir, resume=True)
 

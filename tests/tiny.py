@@ -109,3 +109,24 @@ def tiny_run_config(tmp_path: Path, model_dir: Path, **settings):
     }
     apply_overrides(data, [f"{k}={v}" for k, v in settings.items()])
     return validate_config(data, "test")
+
+
+def train_until_checkpoint(cfg, run_dir: Path, monkeypatch, at_step: int | None = None) -> None:
+    """Run `cfg` and kill it (KeyboardInterrupt) right after its checkpoint at `at_step` (None:
+    the first) is saved; checkpoint saving is restored afterwards, ready for a resume."""
+    import pytest
+
+    from lm_unlearn import checkpoint as ckpt
+    from lm_unlearn.engine import train
+
+    real_save = ckpt.save_checkpoint
+
+    def save_then_crash(run_dir, step, *args, **kwargs):
+        real_save(run_dir, step, *args, **kwargs)
+        if at_step is None or step == at_step:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(ckpt, "save_checkpoint", save_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, run_dir)
+    monkeypatch.setattr(ckpt, "save_checkpoint", real_save)

@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from tiny import tiny_run_config
+from tiny import tiny_run_config, train_until_checkpoint
 
 from lm_unlearn import checkpoint as ckpt
 from lm_unlearn.engine import train
@@ -32,18 +32,9 @@ def test_pdu_resume_continues_the_dual_variable_exactly(tmp_path, tiny_model_dir
     settings |= {"objective": "{pdu: {eps: 0.0, dual_lr: 0.5}}"}  # lambda moves every step
     straight = train(tiny_run_config(tmp_path / "a", tiny_model_dir, **settings), tmp_path / "a" / "run")
     cfg = tiny_run_config(tmp_path / "b", tiny_model_dir, **settings)
-    real_save = ckpt.save_checkpoint
-
-    def save_then_crash(run_dir, step, *args, **kwargs):
-        real_save(run_dir, step, *args, **kwargs)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(ckpt, "save_checkpoint", save_then_crash)
-    with pytest.raises(KeyboardInterrupt):
-        train(cfg, tmp_path / "b" / "run")
+    train_until_checkpoint(cfg, tmp_path / "b" / "run", monkeypatch)
     saved = json.loads((ckpt.latest_checkpoint(tmp_path / "b" / "run") / "state.json").read_text())
     assert saved["terms"]["pdu"]["dual"] == straight.history[1]["pdu_dual"]
-    monkeypatch.setattr(ckpt, "save_checkpoint", real_save)
     resumed = train(cfg, tmp_path / "b" / "run", resume=True)
     duals = [r["pdu_dual"] for r in straight.history]
     assert len(set(duals)) == 4  # it moved at every step

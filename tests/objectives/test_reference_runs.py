@@ -2,9 +2,8 @@
 
 import pytest
 import torch
-from tiny import tiny_run_config
+from tiny import tiny_run_config, train_until_checkpoint
 
-from lm_unlearn import checkpoint as ckpt
 from lm_unlearn.engine import train
 from lm_unlearn.models import load_model
 
@@ -32,15 +31,6 @@ def test_precompute_on_resume_uses_the_original_not_the_checkpoint(tmp_path, tin
     settings |= {"train.max_steps": 4, "train.checkpoint_every": 2}
     straight = train(tiny_run_config(tmp_path / "a", tiny_model_dir, **settings), tmp_path / "a" / "run")
     cfg = tiny_run_config(tmp_path / "b", tiny_model_dir, **settings)
-    real_save = ckpt.save_checkpoint
-
-    def save_then_crash(run_dir, step, *args, **kwargs):
-        real_save(run_dir, step, *args, **kwargs)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(ckpt, "save_checkpoint", save_then_crash)
-    with pytest.raises(KeyboardInterrupt):
-        train(cfg, tmp_path / "b" / "run")
-    monkeypatch.setattr(ckpt, "save_checkpoint", real_save)
+    train_until_checkpoint(cfg, tmp_path / "b" / "run", monkeypatch)
     resumed = train(cfg, tmp_path / "b" / "run", resume=True)
     assert [r["loss"] for r in resumed.history] == [r["loss"] for r in straight.history]
