@@ -77,6 +77,11 @@ def test_benchmark_cli_writes_the_leaderboard_with_reference_rows(cache, tmp_pat
     manifest = json.loads((run / "manifest.json").read_text())
     target = manifest["config"]["model"]["name"]
     assert target.endswith("target/model") and str(cache) in target
+    # --stop target (the default): validated, stopped at the held-out people's forget NLL, and
+    # its validation split left out of the evaluation.
+    assert manifest["selection"]["target"] == {"forget_nll": "heldout"}
+    assert manifest["selection"]["step"] == int(float(by_method["ga"]["cost.kept_step"])) <= 2
+    assert (run / "validation.json").is_file()
     info = json.loads((run / "eval.json").read_text())["info"]["models"]
     assert info["original"] == target and info["retain_model"].endswith("retrain/model")
     md = (out / "leaderboard.md").read_text()
@@ -93,6 +98,23 @@ def test_benchmark_cli_writes_the_leaderboard_with_reference_rows(cache, tmp_pat
     again = runner.invoke(app, args)
     assert again.exit_code == 0, again.output
     assert (run / "eval.json").stat().st_mtime_ns == stamp
+
+
+def test_run_train_stops_at_the_heldout_target_or_runs_fixed_steps():
+    from lm_unlearn.benchmark.grid import GridSpec, run_train
+
+    spec = GridSpec(scenarios=["knowledge"], methods=["npo"], steps=30, eval_every=3)
+    assert run_train(spec, 1, has_heldout=True) == {
+        "max_steps": 30,
+        "seed": 1,
+        "eval_every": 3,
+        "target": {"forget_nll": "heldout"},
+    }
+    fixed = {"max_steps": 30, "seed": 1, "eval_every": 0}
+    assert run_train(spec, 1, has_heldout=False) == fixed  # nothing to aim at: fixed steps
+    assert run_train(GridSpec(["knowledge"], ["npo"], steps=30, stop="steps"), 1, True) == fixed
+    with pytest.raises(ValueError, match="--stop 'soon'"):
+        run_train(GridSpec(["knowledge"], ["npo"], stop="soon"), 1, True)
 
 
 def test_prepare_cli_reuses_the_cache_and_teaches_again_when_settings_change(

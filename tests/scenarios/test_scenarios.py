@@ -172,6 +172,12 @@ def test_concept_round_trips_through_the_loader(tmp_path):
     assert retain_prompts and not retain_prompts & set(record["unrelated_QA"])  # unrelated: never taught
     eval_cfg = load_eval_config(out / "eval.yaml")
     assert eval_cfg.unrelated is not None and eval_cfg.forget.path.endswith("forget_qa.jsonl")
+    # run.yaml unlearns the article alone: the questions the evaluation asks are never trained on
+    run_cfg = load_config(out / "run.yaml")
+    assert run_cfg.data.forget.path.endswith("forget_text.jsonl")
+    text = rows(out / "forget_text.jsonl")
+    assert all(set(r) == {"text"} for r in text) and len(text) == 3
+    assert "\n\n".join(r["text"] for r in text) == record["wikipedia_content"]
     result = CliRunner().invoke(
         app, ["data", "convert", "concept", str(out / "concept.jsonl"), "--out", str(tmp_path / "again")]
     )

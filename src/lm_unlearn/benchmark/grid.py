@@ -34,7 +34,9 @@ class GridSpec:
     methods: list[str]
     seeds: list[int] = field(default_factory=lambda: [0])
     model: str = DEFAULT_MODEL
-    steps: int = 20
+    steps: int = 60
+    stop: str = "target"  # "target": stop at the held-out forget NLL (see `run_train`); "steps": run `steps`
+    eval_every: int = 2
     people: int | None = 20
     metrics: list[str] | None = None
     eval_limit: int | None = 32
@@ -58,6 +60,25 @@ def eval_config(prepared: Prepared, spec: GridSpec):
     return EvalConfig.model_validate(data)
 
 
+def run_train(spec: GridSpec, seed: int, has_heldout: bool) -> dict[str, Any]:
+    """The `train:` section of a benchmark run.
+
+    stop "target" (the default): validate every `eval_every` steps on a split held out from the
+    forget and retain data (left out of the evaluation) and stop at the first step whose held-out
+    forget NLL reaches the target model's NLL on the scenario's held-out people, whom it never
+    learned: "as if never trained" (TOFU, MUSE), not "as far as possible", which overshoots the
+    retrain model and loses forget quality as surely as doing too little. `steps` is the cap.
+    stop "steps" (or a scenario without held-out data): exactly `steps` steps, no validation
+    split, so the evaluation sees every forget record.
+    """
+    if spec.stop not in ("target", "steps"):
+        raise ValueError(f"benchmark --stop {spec.stop!r}: expected target or steps")
+    train: dict[str, Any] = {"max_steps": spec.steps, "seed": seed, "eval_every": 0}
+    if spec.stop == "target" and has_heldout:
+        train |= {"eval_every": spec.eval_every, "target": {"forget_nll": "heldout"}}
+    return train
+
+
 def unlearn_one(prepared: Prepared, method: str, seed: int, spec: GridSpec, run_dir: Path) -> Path:
     """Unlearn the prepared target with `method`; returns the run directory."""
     from lm_unlearn.engine import check_data, train
@@ -68,8 +89,7 @@ def unlearn_one(prepared: Prepared, method: str, seed: int, spec: GridSpec, run_
         "method": method,
         "model": {"name": str(prepared.target)},
         "data": prepared.run_data(),
-        # No validation split unless a spec asks: the leaderboard evaluates every forget record.
-        "train": {"max_steps": spec.steps, "seed": seed, "eval_every": 0},
+        "train": run_train(spec, seed, has_heldout="heldout" in prepared.run_data()),
         "evaluate": False,  # evaluated below with the retrain model as the reference
     }
     cfg = validate_config(apply_overrides(data, list(spec.overrides)), f"benchmark run {run_dir.name}")
@@ -126,7 +146,13 @@ def run_grid(spec: GridSpec) -> dict[str, Path]:
                     evaluate_run(run_dir, str(prepared.target), cfg, str(prepared.retrain))
                 rows.append(row_from_eval(name, method, "method", seed, RunDir(run_dir).eval))
     notes = [
-        f"Base model `{spec.model}`; methods unlearn the target for {spec.steps} steps.",
+        f"Base model `{spec.model}`; methods unlearn the target "
+        + (
+            f"until the held-out forget NLL reaches the held-out people's (validated every "
+            f"{spec.eval_every} steps, at most {spec.steps} steps; `kept step` is the step kept)."
+            if spec.stop == "target"
+            else f"for {spec.steps} steps."
+        ),
         "Every row is evaluated against the target (original) and the retrain model (taught the "
         "retain part only). The retrain row's forget quality is 1 by construction (its truth "
         "ratios tested against themselves); the target row shows where unlearning starts.",

@@ -29,6 +29,7 @@ METRICS = (
     ("retain.rougeL_vs_original", "retain vs target", "ROUGE-L of retain generations vs the target's; ↑"),
     ("retain.ppl", "retain PPL", "perplexity of retain answers; ↓"),
     ("mia.privleak", "PrivLeak", "MUSE's PrivLeak (Min-40% AUC vs the retrain model's, x100); 0 is ideal"),
+    ("cost.kept_step", "kept step", "the step whose weights were kept (the last one without validation)"),
     ("cost.train_wall_s", "train s", "unlearning wall time"),
     (
         "cost.train_peak_gib",
@@ -56,6 +57,7 @@ def row_from_eval(scenario: str, method: str, kind: str, seed: int | str, eval_j
     result = json.loads(Path(eval_json).read_text(encoding="utf-8"))
     metrics = dict(result.get("metrics", {}).get("model", {}))
     run_cost = result.get("run_cost", {})
+    metrics["cost.kept_step"] = run_cost.get("kept_step", run_cost.get("steps"))
     metrics["cost.train_wall_s"] = run_cost.get("train_wall_s")
     peak = run_cost.get("train_peak_gpu_memory_bytes") or run_cost.get("train_peak_rss_bytes")
     metrics["cost.train_peak_gib"] = peak / 2**30 if isinstance(peak, int | float) else None

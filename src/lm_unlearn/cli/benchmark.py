@@ -56,7 +56,17 @@ def benchmark_command(
     methods: Annotated[str, typer.Option(help="Comma-separated recipes.")] = "yao,npo,graddiff",
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds.")] = "0",
     model: Annotated[str, typer.Option(help="Base model.")] = DEFAULT_MODEL,
-    steps: Annotated[int, typer.Option(min=1, help="Unlearning steps per run.")] = 20,
+    steps: Annotated[
+        int, typer.Option(min=1, help="Unlearning steps per run (with --stop target: the most).")
+    ] = 60,
+    stop: Annotated[
+        str,
+        typer.Option(
+            help="target: stop each run when its held-out forget NLL reaches the held-out people's "
+            "(validated every --eval-every steps); steps: run exactly --steps."
+        ),
+    ] = "target",
+    eval_every: Annotated[int, typer.Option(min=1, help="With --stop target: validate every N steps.")] = 2,
     people: Annotated[int | None, typer.Option(help="Invented people, for scenarios that take it.")] = 20,
     metrics: Annotated[
         str | None, typer.Option(help="Metric groups, e.g. likelihood,forget_quality (default: all).")
@@ -80,6 +90,8 @@ def benchmark_command(
         seeds=[int(s) for s in _split(seeds)],
         model=model,
         steps=steps,
+        stop=stop,
+        eval_every=eval_every,
         people=people,
         metrics=_split(metrics) if metrics else None,
         eval_limit=eval_limit or None,

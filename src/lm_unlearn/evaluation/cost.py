@@ -74,6 +74,8 @@ def run_cost(run_dir: Path, n_params: int | None = None) -> dict[str, Any]:
         cost["steps"] = rows[-1].get("step")
         cost["train_wall_s"] = rows[-1].get("elapsed_s")
         cost["train_tokens"] = int(sum(r.get("tokens", 0) for r in rows))
+    if isinstance(manifest.get("selection"), dict):  # the step a target-stopped run kept
+        cost["kept_step"] = manifest["selection"].get("step")
     for key in ("peak_memory_bytes", "peak_rss_bytes", "peak_gpu_memory_bytes", "wall_s"):
         if key in manifest:
             cost[f"train_{key}"] = manifest[key]

@@ -11,6 +11,11 @@ generator also exercises the loader a user's real file goes through. `retain.jso
 QA about two other invented people (the published layout has no retain answers);
 `learn.jsonl` (forget + retain) is what a model is taught first. The unrelated questions
 are about two people never taught, scored against the original model's own answers.
+
+`run.yaml` unlearns `forget_text.jsonl`: the encyclopedia article alone, one paragraph per
+record, as a user who holds only a text about a concept would. The concept's questions
+(`forget_qa.jsonl`, what eval.yaml scores) are thus never unlearned on directly: whether the
+model still answers them measures how far forgetting the text generalises.
 """
 
 from __future__ import annotations
@@ -104,9 +109,19 @@ def make(out: str | Path, seed: int = 0) -> Path:
         "retain.jsonl", "retain", "QA about two other invented people (to keep)", retain_rows(seed)
     )
     forget = next(f for f in converted if f.role == "forget")
+    text_only = DataFile(
+        "forget_text.jsonl",
+        "forget_text",
+        "the concept's article alone, one paragraph per record (what run.yaml unlearns)",
+        [{"text": p} for p in record["wikipedia_content"].split("\n\n")],
+    )
     learn = forget.rows + retain.rows
     random.Random(seed).shuffle(learn)
-    converted += [retain, DataFile("learn.jsonl", "learn", "forget + retain, to teach first", learn)]
+    converted += [
+        text_only,
+        retain,
+        DataFile("learn.jsonl", "learn", "forget + retain, to teach first", learn),
+    ]
     source_file = DataFile(
         "concept.jsonl", "source", "the concept in its authors' published layout (one record per line)"
     )
@@ -118,4 +133,5 @@ def make(out: str | Path, seed: int = 0) -> Path:
         {"concept": record["Concept"]},
         [source_file, *converted],
         eval_files={"forget": "forget_qa.jsonl"},
+        run_files={"forget": "forget_text.jsonl"},
     )

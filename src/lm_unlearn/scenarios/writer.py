@@ -39,11 +39,13 @@ def _role_path(out: Path, files: list[DataFile], role: str) -> str | None:
     return None
 
 
-def run_config(out: Path, files: list[DataFile]) -> dict:
-    """The `data:` part of a run config that unlearns this scenario's forget set."""
+def run_config(out: Path, files: list[DataFile], run_files: dict[str, str] | None = None) -> dict:
+    """The `data:` part of a run config that unlearns this scenario's forget set
+    (`run_files`: role -> file name, where a run reads another file than the role's)."""
     data = {}
     for role in ("forget", "retain", "heldout"):
-        path = _role_path(out, files, role)
+        name = (run_files or {}).get(role)
+        path = str(out / name) if name else _role_path(out, files, role)
         if path is not None:
             data[role] = {"path": path}
     return {"data": data}
@@ -103,6 +105,7 @@ def write_scenario(
     files: list[DataFile],
     judge: dict | None = None,
     eval_files: dict[str, str] | None = None,
+    run_files: dict[str, str] | None = None,
 ) -> Path:
     """Write `files` and `scenario.json` (+ `run.yaml`, `eval.yaml`) into `out`, atomically."""
     out = Path(out)
@@ -127,7 +130,9 @@ def write_scenario(
         for f in files:
             atomic_write_text(tmp / f.name, jsonl_text(f.rows))
         atomic_write_text(tmp / "scenario.json", json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
-        atomic_write_text(tmp / "run.yaml", yaml.safe_dump(run_config(out, files), sort_keys=False))
+        atomic_write_text(
+            tmp / "run.yaml", yaml.safe_dump(run_config(out, files, run_files), sort_keys=False)
+        )
         atomic_write_text(
             tmp / "eval.yaml", yaml.safe_dump(eval_config(out, files, judge, eval_files), sort_keys=False)
         )
