@@ -117,6 +117,15 @@ def test_run_train_stops_at_the_heldout_target_or_runs_fixed_steps():
         run_train(GridSpec(["knowledge"], ["npo"], stop="soon"), 1, True)
 
 
+def test_method_scoped_overrides_apply_to_that_method_only_and_win():
+    from lm_unlearn.benchmark.grid import method_overrides
+
+    sets = ["yao:train.lr=1e-3", "train.lr=5e-4", "data.max_length=64", "npo:objective.npo.beta=0.2"]
+    assert method_overrides(sets, "yao") == ["train.lr=5e-4", "data.max_length=64", "train.lr=1e-3"]
+    assert method_overrides(sets, "graddiff") == ["train.lr=5e-4", "data.max_length=64"]
+    assert method_overrides(["name=a:b"], "yao") == ["name=a:b"]  # a ':' in the value is not a scope
+
+
 def test_prepare_cli_reuses_the_cache_and_teaches_again_when_settings_change(
     cache, tiny_model_dir, monkeypatch
 ):

@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class GridSpec:
-    """What a benchmark runs. `overrides` are `--set key=value` for every unlearning run."""
+    """What a benchmark runs. `overrides` are `--set key=value` for every unlearning run, or
+    `--set METHOD:key=value` for that method's runs only."""
 
     scenarios: list[str]
     methods: list[str]
@@ -79,6 +80,14 @@ def run_train(spec: GridSpec, seed: int, has_heldout: bool) -> dict[str, Any]:
     return train
 
 
+def method_overrides(overrides: list[str], method: str) -> list[str]:
+    """The `--set` overrides for one method's runs: plain `key=value` ones, then `method:key=value`
+    ones for this method (without the prefix), so a method's own setting wins."""
+    plain = [o for o in overrides if ":" not in o.split("=", 1)[0]]
+    scoped = [o.split(":", 1) for o in overrides if ":" in o.split("=", 1)[0]]
+    return plain + [rest for name, rest in scoped if name == method]
+
+
 def unlearn_one(prepared: Prepared, method: str, seed: int, spec: GridSpec, run_dir: Path) -> Path:
     """Unlearn the prepared target with `method`; returns the run directory."""
     from lm_unlearn.engine import check_data, train
@@ -92,7 +101,8 @@ def unlearn_one(prepared: Prepared, method: str, seed: int, spec: GridSpec, run_
         "train": run_train(spec, seed, has_heldout="heldout" in prepared.run_data()),
         "evaluate": False,  # evaluated below with the retrain model as the reference
     }
-    cfg = validate_config(apply_overrides(data, list(spec.overrides)), f"benchmark run {run_dir.name}")
+    overrides = method_overrides(spec.overrides, method)
+    cfg = validate_config(apply_overrides(data, overrides), f"benchmark run {run_dir.name}")
     check_data(cfg)
     train(cfg, run_dir)
     return run_dir

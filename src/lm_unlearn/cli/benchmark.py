@@ -77,7 +77,11 @@ def benchmark_command(
     epochs: Annotated[float, typer.Option(help="prepare: passes over the teaching data.")] = defaults.epochs,
     out: Annotated[Path, typer.Option(help="Output directory.")] = Path("benchmarks/default"),
     set_: Annotated[
-        list[str] | None, typer.Option("--set", help="Override for every unlearning run: key=value.")
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="Override for every unlearning run: key=value; METHOD:key=value for one method's runs.",
+        ),
     ] = None,
 ) -> None:
     """Run methods × scenarios × seeds; write leaderboard.md, leaderboard.csv and trade-off plots."""
