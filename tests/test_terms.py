@@ -65,13 +65,35 @@ def test_ga_is_the_negated_per_example_mean_nll():
 
 
 def test_mismatch_and_retain_nll_descend_on_their_batches():
-    objective = build_objective(None, {"mismatch": 1.0, "retain_nll": 2.0})
+    objective = build_objective(None, {"mismatch": {"weight": 1.0, "k": 1}, "retain_nll": 2.0})
     mismatch = batch_of([[IGNORE, IGNORE, 3]], [3])  # one response token, p = 1/2
     retain = batch_of([[IGNORE, 2, 1]], [3])  # p = 1/4 then 1/8
     loss, values = objective(context({"mismatch": mismatch, "retain": retain}))
     assert values["mismatch"].item() == pytest.approx(LOG(2))
     assert values["retain_nll"].item() == pytest.approx((LOG(4) + LOG(8)) / 2)
     assert loss.item() == pytest.approx(LOG(2) + 2 * (LOG(4) + LOG(8)) / 2)
+
+
+def test_mismatch_k_averages_each_prompts_k_answers_then_the_prompts():
+    # Two prompts, k = 2 answers each, prompt-major. Masked NLLs per answer (p = 1/8, 1/8, 1/4, 1/2):
+    # prompt 0: (ln 8 + ln 8)/2 and ln 4; prompt 1: ln 2 and (ln 4 + ln 2)/2. Padding carries none.
+    mismatch = batch_of(
+        [[IGNORE, 0, 1], [IGNORE, 2, IGNORE], [IGNORE, IGNORE, 3], [IGNORE, 2, 3]], [3, 2, 3, 3]
+    )
+    answers = [[(LOG(8) + LOG(8)) / 2, LOG(4)], [LOG(2), (LOG(4) + LOG(2)) / 2]]
+    expected = sum(sum(a) / 2 for a in answers) / 2
+    _, values = build_objective(None, {"mismatch": {"k": 2}})(context({"mismatch": mismatch}))
+    assert values["mismatch"].item() == pytest.approx(expected)
+    # prompts with answers of unequal length: not the token-weighted mean over the batch
+    assert expected != pytest.approx((3 * LOG(8) + LOG(4) + LOG(2) + LOG(4) + LOG(2)) / 6)
+
+
+def test_mismatch_k_defaults_to_the_authors_five_and_must_be_positive():
+    from lm_unlearn.errors import ConfigError
+
+    assert build_objective("yao", None).param("mismatch", "k") == 5
+    with pytest.raises(ConfigError, match="objective.mismatch: k"):
+        build_objective(None, {"mismatch": {"k": 0}})
 
 
 def test_kl_by_hand_and_padding_ignored():

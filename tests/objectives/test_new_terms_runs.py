@@ -1,4 +1,5 @@
-"""wga, satimp, ce_u and pdu through train() on the tiny model: forget NLL rises; pdu resumes exactly."""
+"""wga, satimp, ce_u and pdu through train() on the tiny model: forget NLL rises; pdu and yao's
+k-answer mismatch resume exactly."""
 
 import json
 
@@ -39,4 +40,15 @@ def test_pdu_resume_continues_the_dual_variable_exactly(tmp_path, tiny_model_dir
     duals = [r["pdu_dual"] for r in straight.history]
     assert len(set(duals)) == 4  # it moved at every step
     assert [r["pdu_dual"] for r in resumed.history] == duals
+    assert [r["loss"] for r in resumed.history] == [r["loss"] for r in straight.history]
+
+
+def test_yao_with_k_answers_resumes_exactly(tmp_path, tiny_model_dir, monkeypatch):
+    settings = {"method": "yao", "train.max_steps": 4, "train.checkpoint_every": 2}
+    settings |= {"objective": "{ga: 0.5, mismatch: {k: 3}, kl: 1}"}
+    straight = train(tiny_run_config(tmp_path / "a", tiny_model_dir, **settings), tmp_path / "a" / "run")
+    cfg = tiny_run_config(tmp_path / "b", tiny_model_dir, **settings)
+    train_until_checkpoint(cfg, tmp_path / "b" / "run", monkeypatch)
+    resumed = train(cfg, tmp_path / "b" / "run", resume=True)
+    assert [r["mismatch"] for r in resumed.history] == [r["mismatch"] for r in straight.history]
     assert [r["loss"] for r in resumed.history] == [r["loss"] for r in straight.history]

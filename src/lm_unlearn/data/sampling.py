@@ -67,6 +67,7 @@ class StepData:
         rank: int = 0,
         world_size: int = 1,
         refusals: list[str] | None = None,
+        mismatch_k: int = 1,
     ):
         self.forget, self.forget_records = forget, forget_records
         self.retain, self.retain_records = retain, retain_records
@@ -76,6 +77,7 @@ class StepData:
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.pad_id = fmt.tokenizer.pad_token_id
         self.refusals = refusals if refusals is not None else read_refusals()
+        self.mismatch_k = mismatch_k  # random normal answers per forget prompt (mismatch.k)
 
     def _rank_slice(self, n: int, micro_step: int, batch: int, stream: str) -> list[int]:
         global_batch = batch * self.world_size
@@ -100,18 +102,22 @@ class StepData:
         raise ValueError(f"unknown batch '{split}' (known: forget, retain, mismatch, refusal)")
 
     def mismatch_examples(self, micro_step: int) -> list[Example]:
-        """Each forget prompt paired with its own randomly drawn retain response."""
+        """Each forget prompt paired with its own `mismatch_k` randomly drawn retain responses,
+        prompt-major: [x_0 y_0,0 .. x_0 y_0,k-1, x_1 y_1,0, ...]. Drawn with replacement,
+        independently per prompt; with k = 1 the draws are those of a single answer per prompt."""
+        k = self.mismatch_k
         g = _generator(self.seed, "mismatch", micro_step)
         global_draws = torch.randint(
-            len(self.retain_records), (self.batch_size * self.world_size,), generator=g
+            len(self.retain_records), (self.batch_size * self.world_size * k,), generator=g
         ).tolist()
-        draws = global_draws[self.rank * self.batch_size : (self.rank + 1) * self.batch_size]
+        draws = global_draws[self.rank * self.batch_size * k : (self.rank + 1) * self.batch_size * k]
         examples = []
-        for forget_index, retain_index in zip(self.forget_indices(micro_step), draws):
+        for row, forget_index in enumerate(self.forget_indices(micro_step)):
             prompt = self.forget_records[forget_index]
-            answer = self.retain_records[retain_index]
-            record = Record(prompt.prompt, answer.response, f"mismatch({prompt.source})")
-            examples.append(encode(record, self.fmt, self.max_length, "truncate"))
+            for retain_index in draws[row * k : (row + 1) * k]:
+                answer = self.retain_records[retain_index]
+                record = Record(prompt.prompt, answer.response, f"mismatch({prompt.source})")
+                examples.append(encode(record, self.fmt, self.max_length, "truncate"))
         return examples
 
     def refusal_examples(self, micro_step: int) -> list[Example]:
