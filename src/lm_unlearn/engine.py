@@ -34,10 +34,11 @@ from lm_unlearn.errors import DataError
 from lm_unlearn.evaluation.cost import peak_gpu_bytes, peak_rss_bytes, return_freed_memory
 from lm_unlearn.files import atomic_write_json, atomic_write_text
 from lm_unlearn.manifest import data_entry, now, package_versions
-from lm_unlearn.methods import dispatch, finish
+from lm_unlearn.methods import dispatch
 from lm_unlearn.methods.masks import apply_mask
-from lm_unlearn.models import LoadedModel
+from lm_unlearn.models import LoadedModel, load_model
 from lm_unlearn.objectives import Objective, StepContext, build_objective
+from lm_unlearn.objectives.context import RunContext
 from lm_unlearn.objectives.reference import build_reference
 from lm_unlearn.precision import resolve_frozen_dtype
 from lm_unlearn.rundir import RunDir, RunResult, read_history, write_manifest
@@ -229,7 +230,7 @@ def run_loop(state: TrainState) -> tuple[int, str]:
     """Train from state.start_step; returns (steps done, why it stopped)."""
     t, acc = state.cfg.train, state.accelerator
     main = acc.is_main_process
-    teaching = all(w.term.name == "sft" for w in state.objective.terms)  # e.g. `unlearn prepare`
+    teaching = state.objective.teaches  # e.g. `unlearn prepare`
     bar = tqdm(
         total=t.max_steps,
         initial=state.start_step,
@@ -337,7 +338,9 @@ def save(state: TrainState, step: int, stop_reason: str) -> RunResult:
     """Restore the kept step, save the model files and finish the manifest."""
     cfg, acc, run_dir = state.cfg, state.accelerator, state.run_dir
     selection = state.keeper.restore(state.unwrapped, step)  # before anything is saved
-    state.manifest.update(finish(cfg, state.objective, state.unwrapped, cfg.model.name))  # task vectors
+    post_phase = state.objective.after_training(RunContext(state.unwrapped, original=original_weights(cfg)))
+    if post_phase:  # e.g. task-vector negation, done to the kept weights before they are saved
+        state.manifest["post_phase"] = post_phase
     acc.wait_for_everyone()
     return_freed_memory()  # the last step's activations, before saving maps a merged model
     # FSDP / ZeRO-3 hold a shard per rank: every rank takes part in gathering the full state
@@ -368,6 +371,11 @@ def save(state: TrainState, step: int, stop_reason: str) -> RunResult:
         )
         write_manifest(run_dir, state.manifest)
     return RunResult(run_dir=run_dir, steps=step, stop_reason=stop_reason, history=state.history)
+
+
+def original_weights(cfg: RunConfig) -> Callable[[], dict[str, torch.Tensor]]:
+    """theta_0 for an after_training hook, reloaded from the source only if the hook asks."""
+    return lambda: load_model(cfg.model.name, revision=cfg.model.revision).model.state_dict()
 
 
 def _mean_over_processes(accelerator: Accelerator, sums: dict[str, float]) -> dict[str, float]:

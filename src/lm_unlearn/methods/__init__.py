@@ -1,5 +1,5 @@
-"""Procedures that are more than one loss term: masks, task vectors, WHP's reinforced model,
-in-context unlearning and sequential requests. The engine calls `dispatch` and `finish`."""
+"""Procedures that are more than one loss term: masks, in-context unlearning and sequential
+requests. The engine calls `dispatch`."""
 
 from __future__ import annotations
 
@@ -50,19 +50,3 @@ def run_icu(cfg: RunConfig, run_dir: Path):
     write_manifest(run_dir, manifest)
     atomic_write_text(RunDir(run_dir).config, yaml.safe_dump(cfg.model_dump(mode="json")))
     return RunResult(run_dir=run_dir, steps=0, stop_reason="icu: no training (prompt wrapper only)")
-
-
-def finish(cfg: RunConfig, objective, model, loaded_spec: str) -> dict:
-    """After the last step: task-vector negation. Returns what to add to the manifest."""
-    if not objective.has("task_vector"):
-        return {}
-    from lm_unlearn.methods.task_vector import negate
-    from lm_unlearn.models import load_model
-
-    alpha = objective.param("task_vector", "alpha")
-
-    def original():
-        return load_model(loaded_spec, revision=cfg.model.revision).model.state_dict()
-
-    kind = negate(model, alpha, original)
-    return {"post_phase": {"task_vector": {"alpha": alpha, "applied_to": kind}}}
