@@ -4,7 +4,9 @@
 one plain TrainState) -> `run_loop` (micro-steps, the finite-loss guard, clip, step, log,
 validate, checkpoint, stop rules) -> `save` (the kept step's weights, model files, manifest).
 Procedures that wrap the loop (sequential requests, in-context unlearning) sit above it in
-`lm_unlearn.methods`; setup's pieces are in `lm_unlearn.training_setup`.
+`lm_unlearn.methods`, run by `lm_unlearn.api.unlearn`; this module never imports them. Terms'
+lifecycle hooks run in setup (before_training, through the reference) and in save
+(after_training). Setup's pieces are in `lm_unlearn.training_setup`.
 """
 
 from __future__ import annotations
@@ -34,8 +36,7 @@ from lm_unlearn.errors import DataError
 from lm_unlearn.evaluation.cost import peak_gpu_bytes, peak_rss_bytes, return_freed_memory
 from lm_unlearn.files import atomic_write_json, atomic_write_text
 from lm_unlearn.manifest import data_entry, now, package_versions
-from lm_unlearn.methods import dispatch
-from lm_unlearn.methods.masks import apply_mask
+from lm_unlearn.masks import apply_mask
 from lm_unlearn.models import LoadedModel, load_model
 from lm_unlearn.objectives import Objective, StepContext, build_objective
 from lm_unlearn.objectives.context import RunContext
@@ -95,13 +96,11 @@ def train(
     resume: bool = False,
     on_validation: Callable[[dict, dict], None] | None = None,
 ) -> RunResult:
-    """Unlearn according to `cfg`, writing model, manifest, metrics and checkpoints to run_dir.
+    """Train according to `cfg`, writing model, manifest, metrics and checkpoints to run_dir
+    (a run of procedures, e.g. sequential requests, goes through `lm_unlearn.api.unlearn`).
 
     on_validation(row, baseline) is called after each validation (`unlearn tune` prunes there).
     """
-    special = dispatch(cfg, run_dir, resume)  # sequential requests; in-context unlearning (icu)
-    if special is not None:
-        return special
     state = setup(cfg, run_dir, resume)
     state.on_validation = on_validation
     step, stop_reason = run_loop(state)

@@ -81,7 +81,8 @@ def run_train(spec: GridSpec, seed: int, has_heldout: bool) -> dict[str, Any]:
 
 def unlearn_one(prepared: Prepared, method: str, seed: int, spec: GridSpec, run_dir: Path) -> Path:
     """Unlearn the prepared target with `method`; returns the run directory."""
-    from lm_unlearn.engine import check_data, train
+    from lm_unlearn.api import unlearn
+    from lm_unlearn.engine import check_data
 
     data: dict[str, Any] = {
         "name": run_dir.name,
@@ -94,7 +95,7 @@ def unlearn_one(prepared: Prepared, method: str, seed: int, spec: GridSpec, run_
     }
     cfg = validate_config(apply_overrides(data, list(spec.overrides)), f"benchmark run {run_dir.name}")
     check_data(cfg)
-    train(cfg, run_dir)
+    unlearn(cfg, run_dir)
     return run_dir
 
 

@@ -13,9 +13,10 @@ import shutil
 from pathlib import Path
 
 from lm_unlearn.config import RunConfig
+from lm_unlearn.engine import train
 from lm_unlearn.files import sha256_tree
 from lm_unlearn.manifest import now
-from lm_unlearn.rundir import MODEL, RunDir, write_manifest
+from lm_unlearn.rundir import MODEL, RunDir, RunResult, write_manifest
 
 
 def _link_tree(source: Path, target: Path) -> None:
@@ -30,10 +31,7 @@ def _link_tree(source: Path, target: Path) -> None:
     shutil.copytree(source, target, copy_function=link)
 
 
-def run_sequential(cfg: RunConfig, run_dir: Path, resume: bool = False):
-    from lm_unlearn.engine import train
-    from lm_unlearn.rundir import RunResult
-
+def run_sequential(cfg: RunConfig, run_dir: Path, resume: bool = False) -> RunResult:
     run_dir.mkdir(parents=True, exist_ok=True)
     entries, history, model_spec = [], [], cfg.model.name
     result = None

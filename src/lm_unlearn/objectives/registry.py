@@ -57,6 +57,9 @@ class Recipe:
     summary: str
     objective: dict[str, float | dict[str, Any]]
     settings: dict[str, Any] = field(default_factory=dict)  # config defaults the recipe implies
+    # A procedure above the engine that runs instead of the training loop (a name in
+    # `lm_unlearn.methods.PROCEDURES`, e.g. icu's prompt wrapper); None: the engine trains.
+    procedure: str | None = None
 
 
 TERMS: dict[str, Term] = {}
@@ -109,8 +112,17 @@ def term(
     return register
 
 
-def recipe(name: str, summary: str, objective: dict, **settings: Any) -> None:
-    RECIPES[name] = Recipe(name, summary, objective, settings)
+def recipe(
+    name: str, summary: str, objective: dict, *, procedure: str | None = None, **settings: Any
+) -> None:
+    RECIPES[name] = Recipe(name, summary, objective, settings, procedure)
+
+
+def recipe_procedure(method: str | None) -> str | None:
+    """The procedure a recipe runs instead of the training loop, if any."""
+    _load_builtin_terms()
+    found = RECIPES.get(method or "")
+    return found.procedure if found else None
 
 
 def recipe_train_mode(method: str | None) -> str | None:
