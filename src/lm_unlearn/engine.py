@@ -42,7 +42,7 @@ from lm_unlearn.objectives import Objective, StepContext, build_objective
 from lm_unlearn.objectives.context import RunContext
 from lm_unlearn.objectives.reference import build_reference
 from lm_unlearn.precision import resolve_frozen_dtype
-from lm_unlearn.rundir import RunDir, RunResult, read_history, write_manifest
+from lm_unlearn.rundir import Manifest, RunDir, RunResult, read_history, read_manifest, write_manifest
 from lm_unlearn.rundir_checks import save_failed
 from lm_unlearn.training_setup import (
     TrainingRecords,
@@ -79,7 +79,7 @@ class TrainState:
     validator: Validator | None
     keeper: Keeper
     frozen_bf16: int
-    manifest: dict[str, Any] = field(default_factory=dict)
+    manifest: Manifest = field(default_factory=Manifest)
     history: list[dict[str, Any]] = field(default_factory=list)
     start_step: int = 0
     on_validation: Callable[[dict, dict], None] | None = None
@@ -188,8 +188,9 @@ def open_run_dir(state: TrainState, records: TrainingRecords, resume: bool, desc
                 found, state.unwrapped, state.optimizer, state.scheduler, state.objective.state
             )
             log.info("resuming from %s (step %d)", found, state.start_step)
-        state.manifest = json.loads(RunDir(run_dir).manifest.read_text())
-        state.manifest.setdefault("resumed_at", []).append({"time": now(), "step": state.start_step})
+        state.manifest = read_manifest(run_dir)
+        resumed = {"time": now(), "step": state.start_step}
+        state.manifest.resumed_at = [*(state.manifest.resumed_at or []), resumed]
     else:
         state.manifest = new_manifest(state, records, describe)
     state.history = read_history(state.history_path, up_to_step=state.start_step)
@@ -204,25 +205,25 @@ def open_run_dir(state: TrainState, records: TrainingRecords, resume: bool, desc
         write_manifest(run_dir, state.manifest)
 
 
-def new_manifest(state: TrainState, records: TrainingRecords, describe: dict) -> dict[str, Any]:
+def new_manifest(state: TrainState, records: TrainingRecords, describe: dict) -> Manifest:
     source = state.source
     data = {"forget": data_entry(records.forget_path, records.forget)}
     if records.retain:
         data["retain"] = data_entry(records.retain_path, records.retain)
-    return {
-        "tool": "lm-unlearn",
-        "status": "running",
-        "started": now(),
-        "config": state.cfg.model_dump(mode="json"),
-        "objective": state.objective.describe(),
+    return Manifest(
+        tool="lm-unlearn",
+        status="running",
+        started=now(),
+        config=state.cfg.model_dump(mode="json"),
+        objective=state.objective.describe(),
         **describe,
-        "precision": state.precision,
-        "processes": state.accelerator.num_processes,
-        "versions": package_versions(),
-        "source_model": {"spec": source.spec, "path": source.path, "sha256": source.source_hashes},
-        "data": data,
-        "validation": validation_entry(records.forget_val, records.retain_val),
-    }
+        precision=state.precision,
+        processes=state.accelerator.num_processes,
+        versions=package_versions(),
+        source_model={"spec": source.spec, "path": source.path, "sha256": source.source_hashes},
+        data=data,
+        validation=validation_entry(records.forget_val, records.retain_val),
+    )
 
 
 def run_loop(state: TrainState) -> tuple[int, str]:
@@ -339,7 +340,7 @@ def save(state: TrainState, step: int, stop_reason: str) -> RunResult:
     selection = state.keeper.restore(state.unwrapped, step)  # before anything is saved
     post_phase = state.objective.after_training(RunContext(state.unwrapped, original=original_weights(cfg)))
     if post_phase:  # e.g. task-vector negation, done to the kept weights before they are saved
-        state.manifest["post_phase"] = post_phase
+        state.manifest.post_phase = post_phase
     acc.wait_for_everyone()
     return_freed_memory()  # the last step's activations, before saving maps a merged model
     # FSDP / ZeRO-3 hold a shard per rank: every rank takes part in gathering the full state

@@ -138,10 +138,10 @@ def perf_method(cfg_data: dict[str, Any], warmup: int, steps: int, workdir: str)
     timed_s = elapsed[warmup + steps] - elapsed[warmup]
     tokens = sum(r["tokens"] for r in rows[warmup : warmup + steps])
     manifest = read_manifest(run_dir)
-    n = matmul_params_of(manifest["source_model"]["path"])
+    n = matmul_params_of(manifest.source_model["path"])
     return {
         "method": cfg.method or "custom",
-        "objective": manifest["objective"],
+        "objective": manifest.objective,
         "mode": cfg.train.mode,
         "reference": cfg.train.reference,
         "precision": resolve_precision(cfg.train.precision),

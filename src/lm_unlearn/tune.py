@@ -175,7 +175,7 @@ def run_tune(base: dict[str, Any], out: Path, trials: int, storage: str | None, 
 def _selection(run_dir: Path) -> dict[str, Any]:
     from lm_unlearn.rundir import read_manifest
 
-    return read_manifest(run_dir)["selection"]
+    return read_manifest(run_dir).selection
 
 
 def write_outputs(study, base: dict[str, Any], out: Path) -> Path:
