@@ -71,7 +71,7 @@ class LoraConfig(Strict):
 
 
 class MaskConfig(Strict):
-    """Which parameters may change (methods/masks.py); empty: all trainable ones."""
+    """Which parameters may change (masks.py); empty: all trainable ones."""
 
     params: list[str] = Field(
         default_factory=list, description="Regular expressions; a tensor trains if its name matches one."

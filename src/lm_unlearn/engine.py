@@ -4,7 +4,9 @@
 one plain TrainState) -> `run_loop` (micro-steps, the finite-loss guard, clip, step, log,
 validate, checkpoint, stop rules) -> `save` (the kept step's weights, model files, manifest).
 Procedures that wrap the loop (sequential requests, in-context unlearning) sit above it in
-`lm_unlearn.methods`; setup's pieces are in `lm_unlearn.training_setup`.
+`lm_unlearn.methods`, run by `lm_unlearn.api.unlearn`; this module never imports them. Terms'
+lifecycle hooks run in setup (before_training, through the reference) and in save
+(after_training). Setup's pieces are in `lm_unlearn.training_setup`.
 """
 
 from __future__ import annotations
@@ -34,13 +36,13 @@ from lm_unlearn.errors import DataError
 from lm_unlearn.evaluation.cost import peak_gpu_bytes, peak_rss_bytes, return_freed_memory
 from lm_unlearn.files import atomic_write_json, atomic_write_text
 from lm_unlearn.manifest import data_entry, now, package_versions
-from lm_unlearn.methods import dispatch, finish
-from lm_unlearn.methods.masks import apply_mask
-from lm_unlearn.models import LoadedModel
+from lm_unlearn.masks import apply_mask
+from lm_unlearn.models import LoadedModel, load_model
 from lm_unlearn.objectives import Objective, StepContext, build_objective
+from lm_unlearn.objectives.context import RunContext
 from lm_unlearn.objectives.reference import build_reference
 from lm_unlearn.precision import resolve_frozen_dtype
-from lm_unlearn.rundir import RunDir, RunResult, read_history, write_manifest
+from lm_unlearn.rundir import Manifest, RunDir, RunResult, read_history, read_manifest, write_manifest
 from lm_unlearn.rundir_checks import save_failed
 from lm_unlearn.training_setup import (
     TrainingRecords,
@@ -77,7 +79,7 @@ class TrainState:
     validator: Validator | None
     keeper: Keeper
     frozen_bf16: int
-    manifest: dict[str, Any] = field(default_factory=dict)
+    manifest: Manifest = field(default_factory=Manifest)
     history: list[dict[str, Any]] = field(default_factory=list)
     start_step: int = 0
     on_validation: Callable[[dict, dict], None] | None = None
@@ -94,13 +96,11 @@ def train(
     resume: bool = False,
     on_validation: Callable[[dict, dict], None] | None = None,
 ) -> RunResult:
-    """Unlearn according to `cfg`, writing model, manifest, metrics and checkpoints to run_dir.
+    """Train according to `cfg`, writing model, manifest, metrics and checkpoints to run_dir
+    (a run of procedures, e.g. sequential requests, goes through `lm_unlearn.api.unlearn`).
 
     on_validation(row, baseline) is called after each validation (`unlearn tune` prunes there).
     """
-    special = dispatch(cfg, run_dir, resume)  # sequential requests; in-context unlearning (icu)
-    if special is not None:
-        return special
     state = setup(cfg, run_dir, resume)
     state.on_validation = on_validation
     step, stop_reason = run_loop(state)
@@ -189,8 +189,9 @@ def open_run_dir(state: TrainState, records: TrainingRecords, resume: bool, desc
                 found, state.unwrapped, state.optimizer, state.scheduler, state.objective.state
             )
             log.info("resuming from %s (step %d)", found, state.start_step)
-        state.manifest = json.loads(RunDir(run_dir).manifest.read_text())
-        state.manifest.setdefault("resumed_at", []).append({"time": now(), "step": state.start_step})
+        state.manifest = read_manifest(run_dir)
+        resumed = {"time": now(), "step": state.start_step}
+        state.manifest.resumed_at = [*(state.manifest.resumed_at or []), resumed]
     else:
         state.manifest = new_manifest(state, records, describe)
     state.history = read_history(state.history_path, up_to_step=state.start_step)
@@ -205,32 +206,32 @@ def open_run_dir(state: TrainState, records: TrainingRecords, resume: bool, desc
         write_manifest(run_dir, state.manifest)
 
 
-def new_manifest(state: TrainState, records: TrainingRecords, describe: dict) -> dict[str, Any]:
+def new_manifest(state: TrainState, records: TrainingRecords, describe: dict) -> Manifest:
     source = state.source
     data = {"forget": data_entry(records.forget_path, records.forget)}
     if records.retain:
         data["retain"] = data_entry(records.retain_path, records.retain)
-    return {
-        "tool": "lm-unlearn",
-        "status": "running",
-        "started": now(),
-        "config": state.cfg.model_dump(mode="json"),
-        "objective": state.objective.describe(),
+    return Manifest(
+        tool="lm-unlearn",
+        status="running",
+        started=now(),
+        config=state.cfg.model_dump(mode="json"),
+        objective=state.objective.describe(),
         **describe,
-        "precision": state.precision,
-        "processes": state.accelerator.num_processes,
-        "versions": package_versions(),
-        "source_model": {"spec": source.spec, "path": source.path, "sha256": source.source_hashes},
-        "data": data,
-        "validation": validation_entry(records.forget_val, records.retain_val),
-    }
+        precision=state.precision,
+        processes=state.accelerator.num_processes,
+        versions=package_versions(),
+        source_model={"spec": source.spec, "path": source.path, "sha256": source.source_hashes},
+        data=data,
+        validation=validation_entry(records.forget_val, records.retain_val),
+    )
 
 
 def run_loop(state: TrainState) -> tuple[int, str]:
     """Train from state.start_step; returns (steps done, why it stopped)."""
     t, acc = state.cfg.train, state.accelerator
     main = acc.is_main_process
-    teaching = all(w.term.name == "sft" for w in state.objective.terms)  # e.g. `unlearn prepare`
+    teaching = state.objective.teaches  # e.g. `unlearn prepare`
     bar = tqdm(
         total=t.max_steps,
         initial=state.start_step,
@@ -338,7 +339,9 @@ def save(state: TrainState, step: int, stop_reason: str) -> RunResult:
     """Restore the kept step, save the model files and finish the manifest."""
     cfg, acc, run_dir = state.cfg, state.accelerator, state.run_dir
     selection = state.keeper.restore(state.unwrapped, step)  # before anything is saved
-    state.manifest.update(finish(cfg, state.objective, state.unwrapped, cfg.model.name))  # task vectors
+    post_phase = state.objective.after_training(RunContext(state.unwrapped, original=original_weights(cfg)))
+    if post_phase:  # e.g. task-vector negation, done to the kept weights before they are saved
+        state.manifest.post_phase = post_phase
     acc.wait_for_everyone()
     return_freed_memory()  # the last step's activations, before saving maps a merged model
     # FSDP / ZeRO-3 hold a shard per rank: every rank takes part in gathering the full state
@@ -369,6 +372,11 @@ def save(state: TrainState, step: int, stop_reason: str) -> RunResult:
         )
         write_manifest(run_dir, state.manifest)
     return RunResult(run_dir=run_dir, steps=step, stop_reason=stop_reason, history=state.history)
+
+
+def original_weights(cfg: RunConfig) -> Callable[[], dict[str, torch.Tensor]]:
+    """theta_0 for an after_training hook, reloaded from the source only if the hook asks."""
+    return lambda: load_model(cfg.model.name, revision=cfg.model.revision).model.state_dict()
 
 
 def _mean_over_processes(accelerator: Accelerator, sums: dict[str, float]) -> dict[str, float]:

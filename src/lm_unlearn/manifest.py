@@ -13,7 +13,7 @@ from typing import Any
 
 from lm_unlearn.data.records import Record
 from lm_unlearn.files import sha256_file
-from lm_unlearn.rundir import ADAPTER, MODEL, RunDir
+from lm_unlearn.rundir import ADAPTER, MODEL, Manifest, RunDir
 
 PACKAGES = ("lm-unlearn", "torch", "transformers", "peft", "accelerate", "safetensors", "datasets")
 
@@ -47,19 +47,19 @@ def data_entry(path: str, records: list[Record]) -> dict[str, Any]:
     return entry
 
 
-def source_revision(manifest: dict[str, Any]) -> str | None:
+def source_revision(manifest: Manifest) -> str | None:
     """The hub revision the run's source model was loaded at (None: the default branch)."""
-    model = (manifest.get("config") or {}).get("model") or {}
+    model = (manifest.config or {}).get("model") or {}
     return model.get("revision") if isinstance(model, dict) else None
 
 
-def verify_outputs(run_dir: str | Path, manifest: dict[str, Any]) -> None:
+def verify_outputs(run_dir: str | Path, manifest: Manifest) -> None:
     """Check RUN_DIR's model/ and adapter/ against the hashes its manifest recorded at the end of
     training, so an evaluation or audit never reports on weights the run did not produce."""
     from lm_unlearn.errors import UnlearnError
     from lm_unlearn.files import sha256_tree
 
-    outputs = manifest.get("outputs") or {}
+    outputs = manifest.outputs or {}
     for name in (MODEL, ADAPTER):
         recorded = (outputs.get(name) or {}).get("sha256")
         if recorded is None:

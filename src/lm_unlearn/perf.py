@@ -1,6 +1,6 @@
 """`unlearn perf`: how fast and how lean unlearning and evaluation run on this machine.
 
-Training numbers come from the product's own loop: each method runs `engine.train` for a few
+Training numbers come from the product's own loop: each method runs through `api.unlearn` for a few
 warm-up and timed steps, and step time and tokens are read from the run's metrics.jsonl. Each
 measurement runs in a fresh process (unless isolate=False), so its peak resident memory is that
 run's alone. The machine's matmul peak is measured in the same invocation, before and after the
@@ -103,8 +103,8 @@ def perf_device() -> torch.device:
 
 
 def perf_method(cfg_data: dict[str, Any], warmup: int, steps: int, workdir: str) -> dict[str, Any]:
-    """Run `engine.train` for warmup + steps steps; time the last `steps` from metrics.jsonl."""
-    from lm_unlearn.engine import train
+    """Run `api.unlearn` for warmup + steps steps; time the last `steps` from metrics.jsonl."""
+    from lm_unlearn.api import unlearn
     from lm_unlearn.precision import resolve_precision
 
     device = perf_device()
@@ -125,7 +125,7 @@ def perf_method(cfg_data: dict[str, Any], warmup: int, steps: int, workdir: str)
     cfg = validate_config(data, "perf")
     run_dir = Path(cfg.output_dir) / str(cfg.name)
     started = time.perf_counter()
-    result = train(cfg, run_dir)
+    result = unlearn(cfg, run_dir)
     total_s = time.perf_counter() - started
     rows = result.history
     if len(rows) < warmup + steps:
@@ -138,10 +138,10 @@ def perf_method(cfg_data: dict[str, Any], warmup: int, steps: int, workdir: str)
     timed_s = elapsed[warmup + steps] - elapsed[warmup]
     tokens = sum(r["tokens"] for r in rows[warmup : warmup + steps])
     manifest = read_manifest(run_dir)
-    n = matmul_params_of(manifest["source_model"]["path"])
+    n = matmul_params_of(manifest.source_model["path"])
     return {
         "method": cfg.method or "custom",
-        "objective": manifest["objective"],
+        "objective": manifest.objective,
         "mode": cfg.train.mode,
         "reference": cfg.train.reference,
         "precision": resolve_precision(cfg.train.precision),

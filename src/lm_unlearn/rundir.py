@@ -10,8 +10,9 @@
       checkpoints/      resumable training state
       eval.json report.html audit.json audit.html   written later by eval, report and audit
 
-Every module finds these files through this one; the manifest is always written atomically and
-carries `schema_version` (a manifest written before it existed reads as version 0).
+Every module finds these files through this one. The manifest is a typed `Manifest` with `kind`
+and `schema_version` (one written before versions existed reads as version 0), always written
+atomically by `write_manifest` and read by `read_manifest`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lm_unlearn.errors import UnlearnError
 from lm_unlearn.files import atomic_write_json
@@ -95,15 +98,67 @@ def read_history(path: Path, up_to_step: int | None = None) -> list[dict[str, An
     return rows
 
 
-def manifest_version(manifest: dict[str, Any]) -> int:
+class Manifest(BaseModel):
+    """RUN_DIR/manifest.json, the run's deletion record, as the engine and the procedures write it.
+
+    `kind` and `schema_version` say how to read the rest. Every field is optional, so an older or
+    partial manifest still reads, and keys this model does not name are kept as they are
+    (`model_extra`). Only fields that were set are written, in the order below; a training run
+    leaves `kind` unset, so its manifest.json has the keys pinned in tests/pins.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    tool: str | None = None
+    kind: str = Field("train", description="train (the engine), or the procedure: icu, sequential")
+    status: str | None = Field(None, description="running, finished or failed")
+    warning: str | None = Field(None, description="what the method does not protect against (icu)")
+    started: str | None = None
+    config: dict[str, Any] | None = Field(None, description="the validated run config")
+    objective: str | None = Field(None, description="the weighted terms, e.g. 1*npo + 1*kl")
+    mask: dict[str, Any] | None = Field(None, description="train.mask's summary, or null")
+    frozen_dtype: dict[str, Any] | None = None
+    precision: str | None = None
+    processes: int | None = None
+    versions: dict[str, Any] | None = Field(None, description="python, platform and package versions")
+    source_model: dict[str, Any] | None = Field(None, description="spec, local path and file hashes")
+    data: dict[str, Any] | None = Field(None, description="per split: path, records, content hashes")
+    validation: dict[str, Any] | None = Field(None, description="the validation splits' digests")
+    requests: list[dict[str, Any]] | None = Field(None, description="sequential: one entry per request")
+    schema_version: int = Field(0, description="the layout; 0 for a manifest from before versions")
+    resumed_at: list[dict[str, Any]] | None = Field(None, description="time and step of each resume")
+    post_phase: dict[str, Any] | None = Field(None, description="after_training hooks' records, per term")
+    finished: str | None = None
+    steps: int | None = None
+    stop_reason: str | None = None
+    selection: dict[str, Any] | None = Field(None, description="the kept step and why")
+    final: dict[str, Any] | None = Field(None, description="the last metrics.jsonl row")
+    cost: dict[str, Any] | None = None
+    outputs: dict[str, Any] | None = Field(None, description="model/ adapter/ paths and hashes")
+    error: str | None = Field(None, description="why a failed run failed")
+
+    def update(self, values: dict[str, Any]) -> None:
+        """Set several fields at once; a name the model lacks becomes an extra key."""
+        for key, value in values.items():
+            setattr(self, key, value)
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object manifest.json holds."""
+        return self.model_dump(exclude_unset=True)
+
+
+def manifest_version(manifest: Manifest) -> int:
     """The manifest's schema version; 0 for one written before versions existed."""
-    return int(manifest.get("schema_version", 0))
+    return manifest.schema_version
 
 
-def read_manifest(run_dir: str | Path) -> dict[str, Any]:
-    """RUN_DIR/manifest.json, or an error that names it and says what to do."""
+def read_manifest(run_dir: str | Path, missing_ok: bool = False) -> Manifest:
+    """RUN_DIR/manifest.json, or an error that names it and says what to do (missing_ok: an
+    empty Manifest when there is none)."""
     path = RunDir(run_dir).manifest
     if not path.is_file():
+        if missing_ok:
+            return Manifest()
         raise UnlearnError(f"{path} is missing: {run_dir} is not a run directory, or its run never started")
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
@@ -111,13 +166,17 @@ def read_manifest(run_dir: str | Path) -> dict[str, Any]:
         raise UnlearnError(f"{path}: not valid JSON ({exc}); the run directory is damaged") from None
     if not isinstance(manifest, dict):
         raise UnlearnError(f"{path}: expected a JSON object; the run directory is damaged")
-    return manifest
+    try:
+        return Manifest.model_validate(manifest)
+    except ValidationError as exc:
+        where = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise UnlearnError(f"{path}: {where}; the run directory is damaged") from None
 
 
-def write_manifest(run_dir: str | Path, manifest: dict[str, Any]) -> Path:
+def write_manifest(run_dir: str | Path, manifest: Manifest) -> Path:
     """Write RUN_DIR/manifest.json atomically (a reader never sees half of it), stamped with the
-    current `schema_version`; the dict is updated in place so later writes keep the stamp."""
-    manifest["schema_version"] = SCHEMA_VERSION
+    current `schema_version`; the manifest is stamped in place so later writes keep it."""
+    manifest.schema_version = SCHEMA_VERSION
     path = RunDir(run_dir).manifest
-    atomic_write_json(path, manifest)
+    atomic_write_json(path, manifest.to_json())
     return path

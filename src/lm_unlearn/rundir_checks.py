@@ -10,7 +10,7 @@ from pathlib import Path
 
 from lm_unlearn.config import RunConfig
 from lm_unlearn.errors import UnlearnError
-from lm_unlearn.rundir import RunDir, read_manifest, write_manifest
+from lm_unlearn.rundir import Manifest, RunDir, read_manifest, write_manifest
 
 
 def check_writable(directory: Path) -> None:
@@ -52,16 +52,16 @@ def check_resumable(run_dir: Path) -> None:
     if not RunDir(run_dir).config.is_file():
         raise UnlearnError(f"{run_dir} is not a run directory (no config.yaml)")
     manifest = read_manifest(run_dir)
-    if manifest.get("status") == "finished":
+    if manifest.status == "finished":
         raise UnlearnError(
-            f"{run_dir} has already finished ({manifest.get('steps')} steps, {manifest.get('finished')}); "
+            f"{run_dir} has already finished ({manifest.steps} steps, {manifest.finished}); "
             "resuming would train it again from its last checkpoint and rewrite its metrics. Start a "
             "new run instead (--set name=...)"
         )
     check_writable(run_dir)
 
 
-def save_failed(run_dir: Path, manifest: dict, exc: OSError) -> UnlearnError:
+def save_failed(run_dir: Path, manifest: Manifest, exc: OSError) -> UnlearnError:
     """Record a failed final save (e.g. a full disk) in the manifest, so it does not stay
     "running" unexplained, and return the error to raise."""
     reason = f"{exc.filename or run_dir}: {exc.strerror or exc}"

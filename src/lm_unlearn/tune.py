@@ -125,7 +125,7 @@ def run_tune(base: dict[str, Any], out: Path, trials: int, storage: str | None, 
     """Run (or resume) the study until it holds `trials` finished trials; returns best.yaml."""
     import optuna
 
-    from lm_unlearn.engine import train
+    from lm_unlearn.api import unlearn
 
     cfg = validate_config(base, "tune config")
     target = cfg.train.target
@@ -157,7 +157,7 @@ def run_tune(base: dict[str, Any], out: Path, trials: int, storage: str | None, 
             if trial.should_prune():
                 raise optuna.TrialPruned()
 
-        result = train(run_cfg, Path(run_cfg.output_dir) / run_cfg.name, on_validation=report)
+        result = unlearn(run_cfg, Path(run_cfg.output_dir) / run_cfg.name, on_validation=report)
         selection = _selection(result.run_dir)
         values = score(selection["signals"], target, selection["baseline"])
         for key, value in (values | {"kept_step": selection["step"]}).items():
@@ -175,7 +175,7 @@ def run_tune(base: dict[str, Any], out: Path, trials: int, storage: str | None, 
 def _selection(run_dir: Path) -> dict[str, Any]:
     from lm_unlearn.rundir import read_manifest
 
-    return read_manifest(run_dir)["selection"]
+    return read_manifest(run_dir).selection
 
 
 def write_outputs(study, base: dict[str, Any], out: Path) -> Path:

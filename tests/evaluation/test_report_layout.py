@@ -121,7 +121,7 @@ def test_a_report_without_run_files_or_judge_still_renders():
 
 def test_torn_metrics_line_is_skipped(tmp_path):
     history, manifest = read_run(write_run(tmp_path / "run"))
-    assert [r["step"] for r in history] == list(range(1, 13)) and manifest["selection"]["step"] == 8
+    assert [r["step"] for r in history] == list(range(1, 13)) and manifest.selection["step"] == 8
 
 
 def make_app() -> typer.Typer:

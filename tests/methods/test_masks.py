@@ -9,7 +9,7 @@ from tiny import tiny_run_config
 
 from lm_unlearn.engine import train
 from lm_unlearn.errors import ConfigError
-from lm_unlearn.methods.masks import layer_of, top_fraction
+from lm_unlearn.masks import layer_of, top_fraction
 
 
 def run(tmp_path, model_dir, **settings):

@@ -8,8 +8,8 @@ from run_helpers import changed, forget_nll, weights
 from tiny import FORGET_ROWS, tiny_run_config, write_jsonl
 from typer.testing import CliRunner
 
+from lm_unlearn.api import unlearn
 from lm_unlearn.cli import app
-from lm_unlearn.engine import train
 from lm_unlearn.methods.icu import INSTRUCTION, load_wrapper
 from lm_unlearn.objectives.registry import RECIPES, _load_builtin_terms
 
@@ -18,7 +18,7 @@ ALL += ["task_vector", "whp", "icu"]
 
 
 def test_icu_writes_a_prompt_wrapper_and_changes_nothing(tmp_path, tiny_model_dir):
-    result = train(tiny_run_config(tmp_path, tiny_model_dir, method="icu"), tmp_path / "run")
+    result = unlearn(tiny_run_config(tmp_path, tiny_model_dir, method="icu"), tmp_path / "run")
     assert result.steps == 0 and not (tmp_path / "run" / "model").exists()
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert "no weights" in manifest["warning"]
@@ -34,7 +34,7 @@ def test_sequential_requests_apply_in_order_with_a_manifest_entry_each(tmp_path,
     second = write_jsonl(tmp_path / "r1.jsonl", FORGET_ROWS[2:])
     requests = f"[{{path: {first}}}, {{path: {second}}}]"
     cfg = tiny_run_config(tmp_path, tiny_model_dir, method="npo", **{"data.requests": requests})
-    result = train(cfg, tmp_path / "run")
+    result = unlearn(cfg, tmp_path / "run")
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     entries = manifest["requests"]
     assert [e["forget"]["records"] for e in entries] == [2, 2]
@@ -45,7 +45,7 @@ def test_sequential_requests_apply_in_order_with_a_manifest_entry_each(tmp_path,
     assert not changed(weights(final), weights(tmp_path / "run" / "requests" / "01" / "model"))
     assert forget_nll(final) > forget_nll(tiny_model_dir)
     # resuming a finished sequence retrains nothing
-    again = train(cfg, tmp_path / "run", resume=True)
+    again = unlearn(cfg, tmp_path / "run", resume=True)
     assert again.steps == 8 and again.history == []
 
 

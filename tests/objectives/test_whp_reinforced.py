@@ -3,8 +3,8 @@
 import torch
 from tiny_setup import tiny_data
 
-from lm_unlearn.methods.whp import train_reinforced
 from lm_unlearn.objectives.outputs import Outputs
+from lm_unlearn.objectives.terms.whp import train_reinforced
 
 
 def forget_logits(model, batch):

@@ -18,7 +18,7 @@ from lm_unlearn.data.demo import demo_dataset
 from lm_unlearn.errors import UnlearnError
 from lm_unlearn.files import atomic_write_json, atomic_write_text
 from lm_unlearn.manifest import now, source_revision, verify_outputs
-from lm_unlearn.rundir import RunDir, read_manifest
+from lm_unlearn.rundir import Manifest, RunDir, read_manifest
 
 log = logging.getLogger(__name__)
 
@@ -26,14 +26,14 @@ log = logging.getLogger(__name__)
 FORGET_TEXT_KEYS = ("answers", "answers_after", "example_prompt")
 
 
-def read_run(run_dir: Path) -> tuple[dict, DatasetConfig]:
+def read_run(run_dir: Path) -> tuple[Manifest, DatasetConfig]:
     """The run's manifest and its forget data set, with errors that say what to do."""
     if not RunDir(run_dir).manifest.is_file():
         raise UnlearnError(f"{run_dir} is not a run directory (no manifest.json)")
     manifest = read_manifest(run_dir)
-    if manifest.get("status") != "finished":
+    if manifest.status != "finished":
         raise UnlearnError(
-            f"{run_dir}: the run's status is {manifest.get('status')!r}, not 'finished'; "
+            f"{run_dir}: the run's status is {manifest.status!r}, not 'finished'; "
             f"finish it first (unlearn run --resume {run_dir})"
         )
     if not (RunDir(run_dir).model / "config.json").is_file():
@@ -42,7 +42,7 @@ def read_run(run_dir: Path) -> tuple[dict, DatasetConfig]:
             "(LoRA runs save it when save.merge is true)"
         )
     verify_outputs(run_dir, manifest)
-    forget = manifest.get("config", {}).get("data", {}).get("forget")
+    forget = (manifest.config or {}).get("data", {}).get("forget")
     return manifest, DatasetConfig(**forget) if forget else demo_dataset("forget")
 
 
@@ -74,8 +74,8 @@ def run_audit(
     if unknown:
         raise UnlearnError(f"unknown attack(s) {', '.join(unknown)}; known: {', '.join(ATTACKS)}")
     records = read_records(forget_cfg, "forget")[:limit]
-    model_cfg = manifest.get("config", {}).get("model", {})
-    spec = manifest["source_model"]["spec"]
+    model_cfg = (manifest.config or {}).get("model", {})
+    spec = manifest.source_model["spec"]
     log.info("loading the original %s and the unlearned %s", spec, RunDir(run_dir).model)
     original = load_model(spec, revision=source_revision(manifest)).model
     unlearned = load_model(str(RunDir(run_dir).model))

@@ -90,7 +90,8 @@ def method_overrides(overrides: list[str], method: str) -> list[str]:
 
 def unlearn_one(prepared: Prepared, method: str, seed: int, spec: GridSpec, run_dir: Path) -> Path:
     """Unlearn the prepared target with `method`; returns the run directory."""
-    from lm_unlearn.engine import check_data, train
+    from lm_unlearn.api import unlearn
+    from lm_unlearn.engine import check_data
 
     data: dict[str, Any] = {
         "name": run_dir.name,
@@ -104,7 +105,7 @@ def unlearn_one(prepared: Prepared, method: str, seed: int, spec: GridSpec, run_
     overrides = method_overrides(spec.overrides, method)
     cfg = validate_config(apply_overrides(data, overrides), f"benchmark run {run_dir.name}")
     check_data(cfg)
-    train(cfg, run_dir)
+    unlearn(cfg, run_dir)
     return run_dir
 
 

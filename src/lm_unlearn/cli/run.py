@@ -19,8 +19,8 @@ def run(
     trust_remote_code: TrustRemoteCodeOpt = False,
 ) -> None:
     """Unlearn: train the model away from the forget set, write runs/<name>/."""
+    from lm_unlearn.api import unlearn
     from lm_unlearn.config import load_config
-    from lm_unlearn.engine import train
     from lm_unlearn.models import remote_code
     from lm_unlearn.rundir import RunDir
     from lm_unlearn.rundir_checks import check_resumable, new_run_dir
@@ -37,7 +37,7 @@ def run(
             cfg = load_config(config, set_ or [], trust_remote_code=trust_remote_code)
             run_dir = new_run_dir(cfg)
         with remote_code(trust_remote_code):
-            result = train(cfg, run_dir, resume=resume is not None)
+            result = unlearn(cfg, run_dir, resume=resume is not None)
             typer.echo(f"done: {result.steps} steps ({result.stop_reason}); outputs in {result.run_dir}")
             main_process = int(os.environ.get("RANK", "0")) == 0  # one evaluation per launch
             if cfg.evaluate and main_process and RunDir(result.run_dir).manifest.is_file():

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import resource
 import sys
 from pathlib import Path
 from typing import Any
 
-from lm_unlearn.rundir import RunDir, read_history
+from lm_unlearn.rundir import RunDir, read_history, read_manifest
 
 
 def reset_peak_rss() -> bool:
@@ -68,19 +67,19 @@ def run_cost(run_dir: Path, n_params: int | None = None) -> dict[str, Any]:
     """
     cost: dict[str, Any] = {}
     rows = read_history(RunDir(run_dir).metrics)
-    manifest_path = RunDir(run_dir).manifest
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    manifest = read_manifest(run_dir, missing_ok=True)
     if rows:
         cost["steps"] = rows[-1].get("step")
         cost["train_wall_s"] = rows[-1].get("elapsed_s")
         cost["train_tokens"] = int(sum(r.get("tokens", 0) for r in rows))
-    if isinstance(manifest.get("selection"), dict):  # the step a target-stopped run kept
-        cost["kept_step"] = manifest["selection"].get("step")
+    if manifest.selection is not None:  # the step a target-stopped run kept
+        cost["kept_step"] = manifest.selection.get("step")
+    older = manifest.model_extra or {}  # top-level cost keys of manifests before the cost block
     for key in ("peak_memory_bytes", "peak_rss_bytes", "peak_gpu_memory_bytes", "wall_s"):
-        if key in manifest:
-            cost[f"train_{key}"] = manifest[key]
-    if isinstance(manifest.get("cost"), dict):  # if the engine records its own cost block
-        cost.update({f"train_{k}": v for k, v in manifest["cost"].items()})
+        if key in older:
+            cost[f"train_{key}"] = older[key]
+    if manifest.cost is not None:  # if the engine records its own cost block
+        cost.update({f"train_{k}": v for k, v in manifest.cost.items()})
     if n_params and cost.get("train_tokens"):
         cost["train_flops_estimate"] = 6 * n_params * cost["train_tokens"]
     return cost

@@ -89,7 +89,7 @@ def evaluate_run(
 
     run_dir = Path(run_dir)
     manifest = read_manifest(run_dir)
-    own = manifest.get("source_model", {}).get("spec") or manifest["config"]["model"]["name"]
+    own = (manifest.source_model or {}).get("spec") or manifest.config["model"]["name"]
     original_spec = original_spec or own
     revision = source_revision(manifest) if original_spec == own else None
     cfg = cfg or run_eval_config(run_dir)
@@ -137,7 +137,7 @@ def evaluate_target(
         cfg = run_eval_config(path, data, **overrides)
         manifest = read_manifest(path)
         revision = source_revision(manifest) if original is None else None
-        original = original or manifest.get("source_model", {}).get("spec")
+        original = original or (manifest.source_model or {}).get("spec")
         loaded = load_run_model(path, original, revision)
         original = load_model(original, revision=revision) if original else None
         leave_out = validation_records(path)

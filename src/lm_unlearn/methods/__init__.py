@@ -1,68 +1,35 @@
-"""Procedures that are more than one loss term: masks, task vectors, WHP's reinforced model,
-in-context unlearning and sequential requests. The engine calls `dispatch` and `finish`."""
+"""Procedures above the engine: runs that are more than one training loop.
+
+A recipe names the procedure it runs instead of the loop (`recipe("icu", ..., procedure="icu")`,
+a key of PROCEDURES), and `data.requests` makes any run sequential. `lm_unlearn.api.unlearn` asks
+`procedure_for` and runs the procedure, or else the engine; the engine never imports this package.
+A method that is one training loop with a phase before or after it is a term with lifecycle hooks
+(`@term(..., before_training=..., after_training=...)`), not a procedure.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
-import yaml
-
 from lm_unlearn.config import RunConfig
+from lm_unlearn.methods.icu import run_icu
+from lm_unlearn.methods.sequential import run_sequential
+from lm_unlearn.objectives.registry import recipe_procedure
+from lm_unlearn.rundir import RunResult
+
+Procedure = Callable[[RunConfig, Path, bool], RunResult]  # (cfg, run_dir, resume)
+
+PROCEDURES: dict[str, Procedure] = {"icu": run_icu}
 
 
-def dispatch(cfg: RunConfig, run_dir: Path, resume: bool = False):
-    """Runs that are not one training loop: `data.requests` (sequential) and method=icu.
-
-    Returns the RunResult, or None when the engine should train as usual.
-    """
+def procedure_for(cfg: RunConfig) -> Procedure | None:
+    """The procedure `cfg` asks for, or None when the engine's one training loop is the run."""
     if cfg.data.requests:
-        from lm_unlearn.methods.sequential import run_sequential
-
-        return run_sequential(cfg, run_dir, resume)
-    if cfg.method == "icu" and cfg.objective is None:
-        return run_icu(cfg, run_dir)
-    return None
-
-
-def run_icu(cfg: RunConfig, run_dir: Path):
-    from lm_unlearn.data import read_records
-    from lm_unlearn.data.demo import demo_dataset
-    from lm_unlearn.data.sampling import read_refusals
-    from lm_unlearn.files import atomic_write_text
-    from lm_unlearn.manifest import data_entry, now
-    from lm_unlearn.methods.icu import WARNING, build_wrapper, save_wrapper
-    from lm_unlearn.rundir import PROMPT_WRAPPER, RunDir, RunResult, write_manifest
-
-    forget_cfg = cfg.data.forget or demo_dataset("forget")
-    records = read_records(forget_cfg, "forget")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_wrapper(build_wrapper(records, read_refusals(cfg.data.refusals)), RunDir(run_dir).prompt_wrapper)
-    manifest = {
-        "tool": "lm-unlearn",
-        "status": "finished",
-        "finished": now(),
-        "kind": "icu",
-        "warning": WARNING,
-        "config": cfg.model_dump(mode="json"),
-        "data": {"forget": data_entry(forget_cfg.path, records)},
-        "outputs": {"model_spec": cfg.model.name, "prompt_wrapper": PROMPT_WRAPPER},
-    }
-    write_manifest(run_dir, manifest)
-    atomic_write_text(RunDir(run_dir).config, yaml.safe_dump(cfg.model_dump(mode="json")))
-    return RunResult(run_dir=run_dir, steps=0, stop_reason="icu: no training (prompt wrapper only)")
-
-
-def finish(cfg: RunConfig, objective, model, loaded_spec: str) -> dict:
-    """After the last step: task-vector negation. Returns what to add to the manifest."""
-    if not objective.has("task_vector"):
-        return {}
-    from lm_unlearn.methods.task_vector import negate
-    from lm_unlearn.models import load_model
-
-    alpha = objective.param("task_vector", "alpha")
-
-    def original():
-        return load_model(loaded_spec, revision=cfg.model.revision).model.state_dict()
-
-    kind = negate(model, alpha, original)
-    return {"post_phase": {"task_vector": {"alpha": alpha, "applied_to": kind}}}
+        return run_sequential
+    name = recipe_procedure(cfg.method) if cfg.objective is None else None
+    if name is None:
+        return None
+    if name not in PROCEDURES:
+        raise RuntimeError(f"recipe {cfg.method!r} names procedure {name!r}, which lm_unlearn.methods lacks")
+    return PROCEDURES[name]

@@ -12,9 +12,16 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import yaml
+
+from lm_unlearn.config import RunConfig
+from lm_unlearn.data import read_records
+from lm_unlearn.data.demo import demo_dataset
 from lm_unlearn.data.records import Record
+from lm_unlearn.data.sampling import read_refusals
 from lm_unlearn.files import atomic_write_text
-from lm_unlearn.rundir import RunDir
+from lm_unlearn.manifest import data_entry, now
+from lm_unlearn.rundir import PROMPT_WRAPPER, Manifest, RunDir, RunResult, write_manifest
 
 WARNING = (
     "in-context unlearning changes no weights: anyone with the weights or control of the prompt "
@@ -53,3 +60,25 @@ def load_wrapper(run_dir: Path) -> IcuWrapper | None:
         return None
     data = json.loads(path.read_text())
     return IcuWrapper(prefix=data["prefix"], warning=data.get("warning", WARNING))
+
+
+def run_icu(cfg: RunConfig, run_dir: Path, resume: bool = False) -> RunResult:
+    """The procedure (`recipe("icu", ..., procedure="icu")`): write the prompt wrapper and a
+    manifest; no model is loaded or trained, so resuming simply writes them again."""
+    forget_cfg = cfg.data.forget or demo_dataset("forget")
+    records = read_records(forget_cfg, "forget")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_wrapper(build_wrapper(records, read_refusals(cfg.data.refusals)), RunDir(run_dir).prompt_wrapper)
+    manifest = Manifest(
+        tool="lm-unlearn",
+        kind="icu",
+        status="finished",
+        finished=now(),
+        warning=WARNING,
+        config=cfg.model_dump(mode="json"),
+        data={"forget": data_entry(forget_cfg.path, records)},
+        outputs={"model_spec": cfg.model.name, "prompt_wrapper": PROMPT_WRAPPER},
+    )
+    write_manifest(run_dir, manifest)
+    atomic_write_text(RunDir(run_dir).config, yaml.safe_dump(cfg.model_dump(mode="json")))
+    return RunResult(run_dir=run_dir, steps=0, stop_reason="icu: no training (prompt wrapper only)")

@@ -7,15 +7,15 @@ the final model. A resumed run skips finished requests and resumes the interrupt
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
 
 from lm_unlearn.config import RunConfig
+from lm_unlearn.engine import train
 from lm_unlearn.files import sha256_tree
 from lm_unlearn.manifest import now
-from lm_unlearn.rundir import MODEL, RunDir, write_manifest
+from lm_unlearn.rundir import MODEL, Manifest, RunDir, RunResult, read_manifest, write_manifest
 
 
 def _link_tree(source: Path, target: Path) -> None:
@@ -30,10 +30,7 @@ def _link_tree(source: Path, target: Path) -> None:
     shutil.copytree(source, target, copy_function=link)
 
 
-def run_sequential(cfg: RunConfig, run_dir: Path, resume: bool = False):
-    from lm_unlearn.engine import train
-    from lm_unlearn.rundir import RunResult
-
+def run_sequential(cfg: RunConfig, run_dir: Path, resume: bool = False) -> RunResult:
     run_dir.mkdir(parents=True, exist_ok=True)
     entries, history, model_spec = [], [], cfg.model.name
     result = None
@@ -44,42 +41,39 @@ def run_sequential(cfg: RunConfig, run_dir: Path, resume: bool = False):
         sub.data.forget = request
         sub.model.name = model_spec
         sub.save.merge = True  # the next request starts from a full model
-        manifest_path = RunDir(sub_dir).manifest
-        status = json.loads(manifest_path.read_text()).get("status") if manifest_path.is_file() else None
-        if status == "finished":
-            manifest = json.loads(manifest_path.read_text())
-            steps, stop_reason = manifest["steps"], manifest["stop_reason"]
+        started = RunDir(sub_dir).manifest.is_file()
+        manifest = read_manifest(sub_dir, missing_ok=True)
+        if manifest.status == "finished":
+            steps, stop_reason = manifest.steps, manifest.stop_reason
         else:
-            result = train(sub, sub_dir, resume=resume and manifest_path.is_file())
-            manifest = json.loads(manifest_path.read_text())
+            result = train(sub, sub_dir, resume=resume and started)
+            manifest = read_manifest(sub_dir)
             steps, stop_reason = result.steps, result.stop_reason
             history.extend({"request": index, **row} for row in result.history)
         model_spec = str(RunDir(sub_dir).model)
         entries.append(
             {
                 "request": index,
-                "forget": manifest["data"]["forget"],
+                "forget": manifest.data["forget"],
                 "run_dir": str(sub_dir.relative_to(run_dir)),
                 "started_from": sub.model.name,
                 "steps": steps,
                 "stop_reason": stop_reason,
-                "final": manifest.get("final"),
-                "model_sha256": manifest.get("outputs", {}).get("model", {}).get("sha256"),
+                "final": manifest.final,
+                "model_sha256": (manifest.outputs or {}).get("model", {}).get("sha256"),
             }
         )
     _link_tree(Path(model_spec), RunDir(run_dir).model)
-    write_manifest(
-        run_dir,
-        {
-            "tool": "lm-unlearn",
-            "status": "finished",
-            "finished": now(),
-            "kind": "sequential",
-            "config": cfg.model_dump(mode="json"),
-            "requests": entries,
-            "outputs": {"model": {"path": MODEL, "sha256": sha256_tree(RunDir(run_dir).model)}},
-        },
+    manifest = Manifest(
+        tool="lm-unlearn",
+        kind="sequential",
+        status="finished",
+        finished=now(),
+        config=cfg.model_dump(mode="json"),
+        requests=entries,
+        outputs={"model": {"path": MODEL, "sha256": sha256_tree(RunDir(run_dir).model)}},
     )
+    write_manifest(run_dir, manifest)
     steps = sum(e["steps"] for e in entries)
     reason = f"{len(entries)} requests applied in order"
     return RunResult(run_dir=run_dir, steps=steps, stop_reason=reason, history=history)

@@ -11,6 +11,7 @@ import functools
 import inspect
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 
 import torch
 
@@ -28,6 +29,19 @@ class ReferenceProvider:
         """full_logits=False: only response log-probs are read (Outputs may hold response logits);
         hidden_only: only the captured layers are read (the forward may stop there, no logits)."""
         raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What a term's lifecycle hooks see (`@term(..., before_training=..., after_training=...)`):
+    once before the first step, and once after the last."""
+
+    model: torch.nn.Module  # unwrapped; before training it is still the original
+    batch: Callable[[str, int], Batch] | None = None  # the run's batches by (split, micro-step)
+    autocast: Callable[[], AbstractContextManager] = nullcontext
+    device: torch.device | str = "cpu"
+    # The source model's weights (theta_0), loaded only when called, so none is held in training.
+    original: Callable[[], dict[str, torch.Tensor]] | None = None
 
 
 class StepContext:

@@ -19,7 +19,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 import torch
 
 from lm_unlearn.data.tokenize import Batch
-from lm_unlearn.objectives.context import ReferenceProvider, head_positions
+from lm_unlearn.objectives.context import ReferenceProvider, RunContext, head_positions
 from lm_unlearn.objectives.hidden import StopForward, capture_layers
 from lm_unlearn.objectives.outputs import Outputs
 
@@ -45,21 +45,22 @@ class LiveReference(ReferenceProvider):
     `model` is either a frozen copy or a peft model whose adapters are disabled for the pass;
     in both cases it runs in eval mode, so dropout models (GPT-2, OPT) give the same values live
     and precomputed.
-    `reinforced`, when given (WHP), also runs and lands in `Outputs.extra["reinforced_logits"]`.
+    `extra`: models the terms made before training (`Objective.before_training`, e.g. WHP's
+    reinforced model); each also runs, its logits in `Outputs.extra[name]`.
     """
 
-    def __init__(self, model: torch.nn.Module, reinforced: torch.nn.Module | None = None):
+    def __init__(self, model: torch.nn.Module, extra: dict[str, torch.nn.Module] | None = None):
         self.model = model
-        self.reinforced = reinforced
+        self.extra = extra or {}
         self.adapter = hasattr(model, "disable_adapter")
 
     def outputs(
         self, batch: Batch, layers: tuple[int, ...], full_logits: bool = True, hidden_only: bool = False
     ) -> Outputs:
         disabled = self.model.disable_adapter() if self.adapter else nullcontext()
-        keep = None if full_logits or self.reinforced is not None else head_positions(self.model, batch)
+        keep = None if full_logits or self.extra else head_positions(self.model, batch)
         head = {} if keep is None else {"logits_to_keep": keep}
-        stop = hidden_only and self.reinforced is None
+        stop = hidden_only and not self.extra
         logits = None
         with (
             torch.no_grad(),
@@ -74,11 +75,9 @@ class LiveReference(ReferenceProvider):
             except StopForward:
                 pass  # only the captured layers are read
         extra = {}
-        if self.reinforced is not None:
+        for name, other in self.extra.items():
             with torch.no_grad():
-                extra["reinforced_logits"] = self.reinforced(
-                    input_ids=batch.input_ids, attention_mask=batch.attention_mask
-                ).logits
+                extra[name] = other(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
         logits = None if logits is None else logits.detach()
         return Outputs(logits, batch, dict(hidden), extra, positions=keep)
 
@@ -187,25 +186,16 @@ def build_reference(
     device: torch.device | str = "cpu",
 ) -> ReferenceProvider | None:
     """The engine's one call: the provider `StepContext.reference` reads, or None if unused.
+    The terms' before_training hooks run here, on the original model (their models join the
+    reference).
 
     Must run before any update (and before a resumed run loads its checkpoint), since `model`
     itself is the original when there is no separate copy.
     """
     if not objective.needs_reference:
         return None
-    reinforced = None
-    if objective.has("whp"):
-        from lm_unlearn.methods.whp import train_reinforced
-
-        reinforced = train_reinforced(
-            model,
-            make_batch,
-            steps=objective.param("whp", "reinforce_steps"),
-            lr=objective.param("whp", "reinforce_lr"),
-            autocast=autocast,
-            device=device,
-        )
-    live = LiveReference(reference_model if reference_model is not None else model, reinforced)
+    extra = objective.before_training(RunContext(model, make_batch, autocast, device))
+    live = LiveReference(reference_model if reference_model is not None else model, extra)
     if mode == "live":
         return live
     layers = objective.hidden_layers(model)

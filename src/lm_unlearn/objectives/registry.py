@@ -11,7 +11,7 @@ import torch
 from pydantic import ValidationError, create_model
 
 from lm_unlearn.errors import ConfigError
-from lm_unlearn.objectives.context import StepContext
+from lm_unlearn.objectives.context import RunContext, StepContext
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,18 @@ class Term:
     # True: reads only captured layer outputs, no logits (RMU): a forward stops after the last
     # captured layer, so the layers above it and the LM head never run.
     hidden_only: bool = False
+    # True: the term teaches the data (plain fine-tuning), so a run of such terms alone shows
+    # "fine-tuning", not "unlearning".
+    teaches: bool = False
+    # Lifecycle hooks, each called once with (run: RunContext, **params), so a two-phase method
+    # stays in its term's file:
+    #   before_training -> {name: frozen model}: made before the first step while the model is
+    #     still the original (whp's reinforced model); the reference runs each beside the
+    #     original, its logits in `Outputs.extra[name]` (precomputed like the rest);
+    #   after_training -> a JSON-ready record for the manifest's post_phase[term], or None; it
+    #     may change the kept weights in place (task-vector negation), before they are saved.
+    before_training: Callable[..., dict[str, torch.nn.Module]] | None = None
+    after_training: Callable[..., dict[str, Any] | None] | None = None
 
     def params(self) -> dict[str, Any]:
         return {k: f.default for k, f in self.params_model.model_fields.items()}
@@ -45,6 +57,9 @@ class Recipe:
     summary: str
     objective: dict[str, float | dict[str, Any]]
     settings: dict[str, Any] = field(default_factory=dict)  # config defaults the recipe implies
+    # A procedure above the engine that runs instead of the training loop (a name in
+    # `lm_unlearn.methods.PROCEDURES`, e.g. icu's prompt wrapper); None: the engine trains.
+    procedure: str | None = None
 
 
 TERMS: dict[str, Term] = {}
@@ -61,8 +76,14 @@ def term(
     layers: Callable[..., tuple[int, ...]] | None = None,
     trainable: Callable[..., Callable[[str], bool]] | None = None,
     hidden_only: bool = False,
+    teaches: bool = False,
+    before_training: Callable[..., dict[str, torch.nn.Module]] | None = None,
+    after_training: Callable[..., dict[str, Any] | None] | None = None,
 ):
-    """Register `fn(ctx, **params) -> scalar`; its keyword defaults become typed parameters."""
+    """Register `fn(ctx, **params) -> scalar`; its keyword defaults become typed parameters.
+    The other keywords are the `Term` fields of the same names."""
+    if before_training is not None and not needs_reference:
+        raise TypeError(f"term {name}: before_training makes models for the reference; set needs_reference")
 
     def register(fn: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
         fields = {}
@@ -82,14 +103,26 @@ def term(
             trainable,
             full_logits,
             hidden_only,
+            teaches,
+            before_training,
+            after_training,
         )
         return fn
 
     return register
 
 
-def recipe(name: str, summary: str, objective: dict, **settings: Any) -> None:
-    RECIPES[name] = Recipe(name, summary, objective, settings)
+def recipe(
+    name: str, summary: str, objective: dict, *, procedure: str | None = None, **settings: Any
+) -> None:
+    RECIPES[name] = Recipe(name, summary, objective, settings, procedure)
+
+
+def recipe_procedure(method: str | None) -> str | None:
+    """The procedure a recipe runs instead of the training loop, if any."""
+    _load_builtin_terms()
+    found = RECIPES.get(method or "")
+    return found.procedure if found else None
 
 
 def recipe_train_mode(method: str | None) -> str | None:
@@ -151,12 +184,28 @@ class Objective:
     def trainable_filters(self, model: torch.nn.Module) -> list[Callable[[str], bool]]:
         return [t.term.trainable(model, **t.params) for t in self.terms if t.term.trainable]
 
-    def param(self, term_name: str, key: str, default: Any = None) -> Any:
-        """A term's configured parameter, or `default` when the term is not in the objective."""
-        return next((t.params[key] for t in self.terms if t.term.name == term_name), default)
+    @property
+    def teaches(self) -> bool:
+        """Every term teaches the data (e.g. `unlearn prepare`'s sft): a fine-tuning run."""
+        return all(t.term.teaches for t in self.terms)
 
-    def has(self, term_name: str) -> bool:
-        return any(t.term.name == term_name for t in self.terms)
+    def before_training(self, run: RunContext) -> dict[str, torch.nn.Module]:
+        """The terms' before_training hooks, once: the models the reference runs beside the original."""
+        models: dict[str, torch.nn.Module] = {}
+        for t in self.terms:
+            if t.term.before_training is not None:
+                models.update(t.term.before_training(run, **t.params))
+        return models
+
+    def after_training(self, run: RunContext) -> dict[str, Any]:
+        """The terms' after_training hooks, once after the last step: {term: what it did}."""
+        done = {}
+        for t in self.terms:
+            if t.term.after_training is not None:
+                record = t.term.after_training(run, **t.params)
+                if record is not None:
+                    done[t.term.name] = record
+        return done
 
     def __call__(self, ctx: StepContext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if self._layers is None:

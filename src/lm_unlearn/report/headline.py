@@ -13,6 +13,7 @@ from lm_unlearn.evaluation.config import VerdictConfig
 from lm_unlearn.report.plots import LABELS, tradeoff_scatter, training_curves
 from lm_unlearn.report.tables import REDACTED, img
 from lm_unlearn.report.verdict import VerdictRow, overall, pct, show, thresholds_of, verdict_rows
+from lm_unlearn.rundir import Manifest
 
 # metrics.jsonl keys that are bookkeeping, not loss terms; val_* are validation signals.
 NOT_TERMS = {"step", "lr", "grad_norm", "tokens", "elapsed_s", "forget_nll"}
@@ -108,11 +109,11 @@ def answers_section(examples: dict[str, list[dict[str, Any]]], per_side: int = 2
     return f"{head}<div class='cols'>{''.join(columns)}</div></section>"
 
 
-def curves_section(history: list[dict[str, Any]], manifest: dict[str, Any]) -> str:
+def curves_section(history: list[dict[str, Any]], manifest: Manifest) -> str:
     """Loss terms and validation signals over steps; the stop and the kept step marked."""
     if not history:
         return ""
-    selection = manifest.get("selection") or {}
+    selection = manifest.selection or {}
     baseline = {k: v for k, v in (selection.get("baseline") or {}).items() if k.startswith("val_")}
     rows = ([{"step": 0, **baseline}] if baseline else []) + history  # step 0: the original
     terms = sorted(
@@ -122,10 +123,11 @@ def curves_section(history: list[dict[str, Any]], manifest: dict[str, Any]) -> s
     known = {k for _, keys in PANELS for k in keys}
     others = sorted({k for r in history for k in r if k.startswith("val_")} - known)
     panels = [("loss terms", terms), *PANELS, *((k, [k]) for k in others)]
-    stop = manifest.get("steps", history[-1].get("step"))
+    stop = manifest.steps if manifest.steps is not None else history[-1].get("step")
     kept = selection.get("step")
     png = training_curves(rows, panels, stop, kept)
-    notes = [f"stopped at step {stop}: {manifest.get('stop_reason', 'unknown')}"]
+    reason = manifest.stop_reason if manifest.stop_reason is not None else "unknown"
+    notes = [f"stopped at step {stop}: {reason}"]
     if kept is not None:
         notes.append(f"kept step {kept}: {selection.get('reason', '')}")
     text = "; ".join(escape(str(n)) for n in notes)

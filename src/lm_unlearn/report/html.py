@@ -30,7 +30,7 @@ from lm_unlearn.report.tables import (
     kv_table,
     metric_section,
 )
-from lm_unlearn.rundir import RunDir
+from lm_unlearn.rundir import Manifest, RunDir, read_manifest
 
 FORGET_SIDE = ("forget", "heldout", "paraphrased", "extraction")
 
@@ -139,7 +139,7 @@ def render_report(
     title: str = "lm-unlearn evaluation",
     redact: bool = False,
     audit: dict[str, Any] | None = None,
-    run: tuple[list[dict[str, Any]], dict[str, Any]] | None = None,
+    run: tuple[list[dict[str, Any]], Manifest] | None = None,
     thresholds: VerdictConfig | None = None,
 ) -> str:
     """The whole report as one HTML string. `audit`: audit.json, for its section; `run`: the run's
@@ -147,7 +147,7 @@ def render_report(
     else those recorded in eval.json."""
     if redact:
         result = redact_result(result)
-    history, manifest = run or ([], {})
+    history, manifest = run or ([], Manifest())
     figures = curves_section(history, manifest) + tradeoff_section(result, thresholds)
     first = [
         verdict_panel(result, thresholds),
@@ -168,7 +168,7 @@ def read_audit(run_dir) -> dict[str, Any] | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
-def read_run(run_dir) -> tuple[list[dict[str, Any]], dict[str, Any]] | None:
+def read_run(run_dir) -> tuple[list[dict[str, Any]], Manifest] | None:
     """RUN_DIR's metrics.jsonl rows and manifest.json, or None when it is not a run directory.
     A torn last line (a run killed mid-write) is skipped."""
     run_dir = Path(run_dir)
@@ -184,8 +184,7 @@ def read_run(run_dir) -> tuple[list[dict[str, Any]], dict[str, Any]] | None:
                 continue
             if isinstance(row, dict):
                 history.append(row)
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.is_file() else {}
-    return history, manifest if isinstance(manifest, dict) else {}
+    return history, read_manifest(run_dir, missing_ok=True)
 
 
 def run_files_for(result: dict[str, Any], out_dir: Path):

@@ -4,7 +4,9 @@ from lm_unlearn.objectives.context import StepContext
 from lm_unlearn.objectives.registry import term
 
 
-@term("sft", "NLL on the forget-role data: plain fine-tuning (used by prepare to teach a model)")
+@term(
+    "sft", "NLL on the forget-role data: plain fine-tuning (used by prepare to teach a model)", teaches=True
+)
 def sft(ctx: StepContext) -> torch.Tensor:
     """Supervised fine-tuning on the set in data.forget (standard language-modelling loss).
 
