@@ -91,7 +91,7 @@ def test_mismatch_k_averages_each_prompts_k_answers_then_the_prompts():
 def test_mismatch_k_defaults_to_the_authors_five_and_must_be_positive():
     from lm_unlearn.errors import ConfigError
 
-    assert build_objective("yao", None).param("mismatch", "k") == 5
+    assert build_objective("yao", None).draws_per_prompt() == 5
     with pytest.raises(ConfigError, match="objective.mismatch: k"):
         build_objective(None, {"mismatch": {"k": 0}})
 

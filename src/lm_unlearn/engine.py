@@ -154,7 +154,7 @@ def setup(cfg: RunConfig, run_dir: Path, resume: bool = False) -> TrainState:
         rank=accelerator.process_index,
         world_size=accelerator.num_processes,
         refusals=read_refusals(cfg.data.refusals),
-        mismatch_k=objective.param("mismatch", "k", 1),
+        mismatch_k=objective.draws_per_prompt(),
     )
     # Live: the frozen copy, or the LoRA base with adapters disabled; precompute: cached before
     # any update (so before a resumed run loads its checkpoint), as is the validation baseline.

@@ -46,6 +46,9 @@ class Term:
     #     may change the kept weights in place (task-vector negation), before they are saved.
     before_training: Callable[..., dict[str, torch.nn.Module]] | None = None
     after_training: Callable[..., dict[str, Any] | None] | None = None
+    # Called with (**params): how many answers the batches draw per forget prompt for the
+    # term's split (mismatch's k random normal answers); None: one.
+    draws: Callable[..., int] | None = None
 
     def params(self) -> dict[str, Any]:
         return {k: f.default for k, f in self.params_model.model_fields.items()}
@@ -79,6 +82,7 @@ def term(
     teaches: bool = False,
     before_training: Callable[..., dict[str, torch.nn.Module]] | None = None,
     after_training: Callable[..., dict[str, Any] | None] | None = None,
+    draws: Callable[..., int] | None = None,
 ):
     """Register `fn(ctx, **params) -> scalar`; its keyword defaults become typed parameters.
     The other keywords are the `Term` fields of the same names."""
@@ -106,6 +110,7 @@ def term(
             teaches,
             before_training,
             after_training,
+            draws,
         )
         return fn
 
@@ -154,6 +159,10 @@ class Objective:
         # Per term, values it carries from one micro-step to the next (pdu's dual variable).
         # Plain floats, so checkpoints store them in JSON exactly and a resumed run continues them.
         self.state: dict[str, dict[str, float]] = {t.term.name: {} for t in terms}
+
+    def draws_per_prompt(self) -> int:
+        """Answers the batches draw per forget prompt (the most any term asks for; 1 by default)."""
+        return max((t.term.draws(**t.params) for t in self.terms if t.term.draws), default=1)
 
     @property
     def needs_reference(self) -> bool:

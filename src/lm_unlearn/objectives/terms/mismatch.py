@@ -11,6 +11,7 @@ from lm_unlearn.objectives.registry import term
     "mismatch",
     "NLL of forget prompts paired with k random normal responses each (Yao et al. 2024)",
     splits=("mismatch",),
+    draws=lambda k=5, **_: k,
 )
 def mismatch(ctx: StepContext, k: Annotated[int, Field(ge=1)] = 5) -> torch.Tensor:
     """Random-mismatch loss of Yao, Xu & Liu, "Large Language Model Unlearning" (NeurIPS 2024).
