@@ -137,6 +137,7 @@ class Validator:
         )
         return out.texts
 
+    @torch.no_grad()  # also for the held-out baseline, measured outside `measure`
     def _nll(self, model, records, with_kl: bool = False, keep: bool = False) -> tuple[float, float | None]:
         """Mean per-token NLL over response tokens (and mean KL(original || model) per answer)."""
         device = next(model.parameters()).device
