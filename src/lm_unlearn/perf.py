@@ -429,15 +429,20 @@ def run_perf(
 ) -> dict[str, Any]:
     """Measure each method in `methods` (recipe names; empty: cfg's own) and, with `baseline`,
     the stock step on the same batches; then evaluation and the matmul peak."""
+    from lm_unlearn.precision import resolve_precision
+
     device = perf_device()
     call = _isolated if isolate else (lambda fn, *args: fn(*args))
     result: dict[str, Any] = {"machine": machine_info(device), "memory_isolated": isolate}
 
+    # bf16's peak only when the runs train in bf16: without bf16 instructions (AVX2) a 2048²
+    # bf16 matmul takes seconds, and no figure would be compared with it.
+    dtypes = {"fp32": torch.float32}
+    if resolve_precision(cfg.train.precision) == "bf16":
+        dtypes["bf16"] = torch.bfloat16
+
     def peaks() -> dict[str, float]:
-        return {
-            "fp32": matmul_peak(torch.float32, device, peak_size),
-            "bf16": matmul_peak(torch.bfloat16, device, peak_size),
-        }
+        return {name: matmul_peak(dtype, device, peak_size) for name, dtype in dtypes.items()}
 
     before = peaks()
     base = cfg.model_dump(mode="json")
@@ -467,7 +472,7 @@ def format_table(result: dict[str, Any]) -> str:
     peak, machine = result["matmul_peak_flops"], result["machine"]
     memory = "peak_gpu_allocated_gib" if result["machine"]["device"] == "cuda" else "peak_rss_gib"
     lines = [
-        f"matmul peak: fp32 {peak['fp32'] / 1e9:.0f} GFLOP/s, bf16 {peak['bf16'] / 1e9:.0f} GFLOP/s "
+        f"matmul peak: {', '.join(f'{k} {v / 1e9:.0f} GFLOP/s' for k, v in peak.items())} "
         f"({machine.get('gpu', machine['cpu'])}, {machine['torch_threads']} CPU threads, "
         f"load {machine.get('load_average_1min_at_start', float('nan')):.1f})",
         "",
