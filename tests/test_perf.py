@@ -216,3 +216,13 @@ def test_the_stock_step_runs_our_loss_from_full_logits_called_with_labels(tiny_m
     assert tuple(stock.reference("forget")._logits.shape[:2]) == rows_by_width
     assert ours.reference("forget").positions is not None  # ours asks the reference for fewer
     torch.testing.assert_close(stock_loss, ours_loss)  # the same method, done another way
+
+
+def test_a_train_setting_set_on_the_demo_outranks_the_recipes_defaults():
+    from lm_unlearn.config import load_config, validate_config
+    from lm_unlearn.perf import _method_config
+
+    overrides = ["train.mode=full", "train.batch_size=4"]
+    base = load_config(None, overrides).model_dump(mode="json")
+    cfg = validate_config(_method_config(base, "npo", overrides))
+    assert (cfg.method, cfg.train.mode, cfg.train.lr, cfg.train.batch_size) == ("npo", "full", 2e-4, 4)

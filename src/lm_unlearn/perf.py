@@ -303,15 +303,17 @@ def perf_eval(cfg_data: dict[str, Any], prompts: int, max_new_tokens: int, batch
     }
 
 
-def _method_config(base: dict[str, Any], method: str) -> dict[str, Any]:
+def _method_config(base: dict[str, Any], method: str, overrides: list[str] | None = None) -> dict[str, Any]:
     """`base` with another recipe. The demo recipe's own training settings (full mode, its lr
-    and steps) go back to the defaults, so each measured recipe runs as it would by default."""
+    and steps) go back to the defaults, so each measured recipe runs as it would by default;
+    then the user's `overrides` (--set) apply again, so `--set train.mode=full` still holds."""
     from lm_unlearn.config import DEMO_RECIPE, TrainConfig
 
     data = json.loads(json.dumps(base))
     if data.get("objective") == DEMO_RECIPE["objective"]:
         for key in DEMO_RECIPE["train"]:
             data["train"][key] = TrainConfig.model_fields[key].default
+        apply_overrides(data, [o for o in overrides or [] if o.startswith("train.")])
     return dict(data, method=method, objective=None)
 
 
@@ -426,9 +428,11 @@ def run_perf(
     isolate: bool = True,
     peak_size: int | None = None,
     baseline: bool = True,
+    overrides: list[str] | None = None,
 ) -> dict[str, Any]:
     """Measure each method in `methods` (recipe names; empty: cfg's own) and, with `baseline`,
-    the stock step on the same batches; then evaluation and the matmul peak."""
+    the stock step on the same batches; then evaluation and the matmul peak. `overrides`: the
+    --set options cfg was made with (they outrank the demo recipe's settings, see _method_config)."""
     from lm_unlearn.precision import resolve_precision
 
     device = perf_device()
@@ -449,7 +453,12 @@ def run_perf(
     with tempfile.TemporaryDirectory(prefix="lm_unlearn_perf_") as workdir:
         runs = [
             measure_method(
-                call, _method_config(base, m) if methods else base, warmup, steps, workdir, baseline
+                call,
+                _method_config(base, m, overrides) if methods else base,
+                warmup,
+                steps,
+                workdir,
+                baseline,
             )
             for m in methods or [cfg.method]
         ]

@@ -68,6 +68,7 @@ def perf(
             isolate=isolate,
             peak_size=peak_size,
             baseline=baseline,
+            overrides=set_ or [],
         )
     except UnlearnError as exc:
         fail(exc)
