@@ -167,6 +167,19 @@ def perf_config(cfg_data: dict[str, Any], warmup: int, steps: int, workdir: str)
     return validate_config(data, "perf")
 
 
+def _start_measurement(
+    cfg_data: dict[str, Any], warmup: int, steps: int, workdir: str, threads: int | None
+) -> tuple[torch.device, RunConfig]:
+    """What ours and the stock step share in their process: the thread count, a fresh GPU
+    peak, and the config that perf measures."""
+    if threads:
+        torch.set_num_threads(threads)
+    device = perf_device()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    return device, perf_config(cfg_data, warmup, steps, workdir)
+
+
 def perf_method(
     cfg_data: dict[str, Any], warmup: int, steps: int, workdir: str, threads: int | None = None
 ) -> dict[str, Any]:
@@ -175,12 +188,7 @@ def perf_method(
     from lm_unlearn.engine import train
     from lm_unlearn.precision import resolve_precision
 
-    if threads:
-        torch.set_num_threads(threads)
-    device = perf_device()
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    cfg = perf_config(cfg_data, warmup, steps, workdir)
+    device, cfg = _start_measurement(cfg_data, warmup, steps, workdir, threads)
     run_dir = Path(cfg.output_dir) / str(cfg.name)
     started = time.perf_counter()
     result = train(cfg, run_dir)
@@ -391,12 +399,7 @@ def perf_baseline(
     with the same thread count and the same memory measure."""
     from lm_unlearn.perf_baseline import baseline_method
 
-    if threads:
-        torch.set_num_threads(threads)
-    device = perf_device()
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    cfg = perf_config(cfg_data, warmup, steps, workdir)
+    device, cfg = _start_measurement(cfg_data, warmup, steps, workdir, threads)
     return {**baseline_method(cfg, warmup, steps, device), **peak_memory(device)}
 
 
