@@ -1,6 +1,7 @@
 """`unlearn perf` runs on the tiny model and reports every field with sane values."""
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,8 @@ from tiny import build_model, build_tokenizer, tiny_run_config
 from typer.testing import CliRunner
 
 from lm_unlearn.cli import app
-from lm_unlearn.perf import count_matmul_params, matmul_peak, run_perf
+from lm_unlearn.errors import UnlearnError
+from lm_unlearn.perf import count_matmul_params, fraction_of_peak, matmul_peak, run_perf
 
 EXAMPLES = Path(__file__).parents[1] / "examples" / "accelerate"
 TRAIN_FIELDS = {
@@ -23,9 +25,12 @@ TRAIN_FIELDS = {
     "tokens_per_s": float,
     "setup_s": float,
     "matmul_params": int,
-    "model_flops_per_s": float,
+    "flops_per_step": float,
+    "flops_per_s": float,
     "fraction_of_peak": float,
     "peak_rss_gib": float,
+    "baseline_speedup": float,
+    "baseline_memory_ratio": float,
 }
 EVAL_FIELDS = (
     "generated_tokens_per_s",
@@ -65,7 +70,7 @@ def test_perf_cli_writes_every_field(tmp_path, tiny_model_dir):
 
     report = json.loads(out.read_text())
     peak = report["matmul_peak_flops"]
-    assert peak["fp32"] > 0 and peak["bf16"] > 0
+    assert peak["fp32"] > 0 and "bf16" not in peak  # an fp32 run: bf16's peak is not measured
     assert [r["method"] for r in report["train"]] == ["graddiff", "npo"]
     for run in report["train"]:
         for name, kind in TRAIN_FIELDS.items():
@@ -76,14 +81,34 @@ def test_perf_cli_writes_every_field(tmp_path, tiny_model_dir):
         assert run["tokens_per_step"] > 0 and run["tokens_per_s"] > 0 and run["peak_rss_gib"] > 0.05
         timed = sum(run["step_s_each"])
         assert run["tokens_per_s"] == pytest.approx(run["tokens_per_step"] * 2 / timed, rel=0.02)
-        assert run["model_flops_per_s"] == pytest.approx(6 * run["matmul_params"] * run["tokens_per_s"])
-        assert run["fraction_of_peak"] == pytest.approx(run["model_flops_per_s"] / peak["fp32"])
+        assert len(run["flops_per_step_each"]) == 2 and all(f > 0 for f in run["flops_per_step_each"])
+        assert run["flops_per_s"] == pytest.approx(sum(run["flops_per_step_each"]) / timed, rel=0.02)
+        assert run["fraction_of_peak"] == pytest.approx(run["flops_per_s"] / peak["fp32"])
+        assert 0 < run["fraction_of_peak"] <= 1
+        # The stock step ran on the same tokens, for as many timed steps, with our thread count.
+        stock = run["baseline"]
+        assert stock["mode"] == "full" and stock["tokens_per_step"] == run["tokens_per_step"]
+        assert len(stock["step_s_each"]) == 2 and stock["torch_threads"] == run["torch_threads"]
+        for ratio in ("baseline_speedup", "baseline_memory_ratio"):
+            assert math.isfinite(run[ratio]) and run[ratio] > 0, (ratio, run[ratio])
+        assert run["baseline_speedup"] == pytest.approx(run["tokens_per_s"] / stock["tokens_per_s"])
+        assert run["baseline_memory_ratio"] == pytest.approx(run["peak_rss_gib"] / stock["peak_rss_gib"])
     # graddiff reads forget + retain batches (5 sequences a step), npo only forget (3).
     graddiff, npo = report["train"]
     assert graddiff["tokens_per_step"] > npo["tokens_per_step"]
+    assert "stock tok/s" in result.output and "speedup" in result.output
     for name in EVAL_FIELDS:
         assert report["eval"][name] > 0, name
     assert report["eval"]["prompts"] == 3
+
+
+def test_a_fraction_of_peak_above_one_is_an_error_not_a_figure():
+    peak = {"fp32": 100e9, "bf16": 400e9}
+    run = {"method": "graddiff", "precision": "fp32", "flops_per_s": 50e9}
+    assert fraction_of_peak(run, peak) == 0.5
+    assert fraction_of_peak(dict(run, precision="bf16", flops_per_s=200e9), peak) == 0.5  # its own peak
+    with pytest.raises(UnlearnError, match=r"graddiff: 138.0 GFLOP/s .* fp32 matmul peak of 100.0 .* 138 %"):
+        fraction_of_peak(dict(run, flops_per_s=138e9), peak)
 
 
 def test_isolated_run_measures_in_a_fresh_process(tmp_path, tiny_model_dir):
@@ -92,6 +117,7 @@ def test_isolated_run_measures_in_a_fresh_process(tmp_path, tiny_model_dir):
     (run,) = report["train"]
     assert report["memory_isolated"] and run["method"] == "ga" and run["mode"] == "full"
     assert run["step_s"] > 0 and run["peak_rss_gib"] > 0.05
+    assert run["baseline"]["peak_rss_gib"] > 0.05 and run["baseline_memory_ratio"] > 0  # its own process
 
 
 def test_perf_of_a_method_that_does_not_train_says_so(tmp_path, tiny_model_dir):
@@ -138,7 +164,8 @@ def test_perf_on_the_default_model(tmp_path):
     # the 49152 x 576 head tied to the embedding.
     per_layer = 2 * 576 * 576 + 2 * 576 * 192 + 3 * 576 * 1536
     assert run["matmul_params"] == 30 * per_layer + 49152 * 576
-    assert run["tokens_per_step"] > 20 and 0 < run["fraction_of_peak"] < 1.5
+    assert run["tokens_per_step"] > 20 and 0 < run["fraction_of_peak"] <= 1
+    assert run["baseline_speedup"] > 0 and run["baseline_memory_ratio"] > 0
 
 
 def test_a_recipe_measured_on_the_demo_runs_with_its_own_defaults_not_the_demo_recipes():
@@ -154,3 +181,48 @@ def test_a_recipe_measured_on_the_demo_runs_with_its_own_defaults_not_the_demo_r
         2e-4,
         40,
     )
+
+
+def test_the_stock_step_runs_our_loss_from_full_logits_called_with_labels(tiny_model_dir):
+    import copy
+
+    from tiny import FORGET_ROWS
+
+    from lm_unlearn.data import PromptFormat, Record, encode_records
+    from lm_unlearn.data.sampling import StepData
+    from lm_unlearn.models import load_model
+    from lm_unlearn.objectives import StepContext, build_objective
+    from lm_unlearn.objectives.reference import LiveReference
+    from lm_unlearn.perf_baseline import StockContext
+
+    loaded = load_model(str(tiny_model_dir))
+    model, fmt = loaded.model, PromptFormat.choose(loaded.tokenizer, "auto")
+    forget = [Record(r["prompt"], r["response"], f"forget:{i}") for i, r in enumerate(FORGET_ROWS)]
+    data = StepData(encode_records(forget, fmt, 64), forget, None, None, fmt, 2, 2, 64, 0)
+    reference = LiveReference(copy.deepcopy(model).eval().requires_grad_(False))
+    calls = []
+    model.register_forward_pre_hook(lambda _m, _a, kwargs: calls.append(sorted(kwargs)), with_kwargs=True)
+    npo = build_objective("npo", None)
+    stock = StockContext(model, lambda split: data.batch(split, 0), reference)
+    ours = StepContext(model, lambda split: data.batch(split, 0), reference)
+    stock_loss, ours_loss = npo(stock)[0], npo(ours)[0]
+    assert calls == [
+        ["attention_mask", "input_ids", "labels"],
+        ["attention_mask", "input_ids", "logits_to_keep"],
+    ]
+    rows_by_width = tuple(data.batch("forget", 0).input_ids.shape)
+    assert stock.outputs("forget").positions is None  # the head ran on every position
+    assert tuple(stock.outputs("forget").logits.shape[:2]) == rows_by_width
+    assert tuple(stock.reference("forget")._logits.shape[:2]) == rows_by_width
+    assert ours.reference("forget").positions is not None  # ours asks the reference for fewer
+    torch.testing.assert_close(stock_loss, ours_loss)  # the same method, done another way
+
+
+def test_a_train_setting_set_on_the_demo_outranks_the_recipes_defaults():
+    from lm_unlearn.config import load_config, validate_config
+    from lm_unlearn.perf import _method_config
+
+    overrides = ["train.mode=full", "train.batch_size=4"]
+    base = load_config(None, overrides).model_dump(mode="json")
+    cfg = validate_config(_method_config(base, "npo", overrides))
+    assert (cfg.method, cfg.train.mode, cfg.train.lr, cfg.train.batch_size) == ("npo", "full", 2e-4, 4)

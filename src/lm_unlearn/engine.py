@@ -30,8 +30,8 @@ from transformers import get_scheduler
 
 from lm_unlearn import checkpoint as ckpt
 from lm_unlearn.config import RunConfig
-from lm_unlearn.data import PromptFormat, encode_records, read_records
-from lm_unlearn.data.sampling import StepData, read_refusals
+from lm_unlearn.data import PromptFormat, read_records
+from lm_unlearn.data.sampling import StepData
 from lm_unlearn.errors import DataError
 from lm_unlearn.evaluation.cost import peak_gpu_bytes, peak_rss_bytes, return_freed_memory
 from lm_unlearn.files import atomic_write_json, atomic_write_text
@@ -53,6 +53,7 @@ from lm_unlearn.training_setup import (
     read_training_records,
     save_outputs,
     start_accelerator,
+    step_data,
 )
 from lm_unlearn.validation import Keeper, Validator, build_validator, validation_digests, validation_entry
 
@@ -117,8 +118,9 @@ def setup(cfg: RunConfig, run_dir: Path, resume: bool = False) -> TrainState:
     source = load_source(cfg, frozen_dtype)
     fmt = PromptFormat.choose(source.tokenizer, cfg.model.template, cfg.model.system_prompt)
     max_length = fit_max_length(cfg, source.model)
-    forget = encode_records(records.forget, fmt, max_length, cfg.data.overlong)
-    retain = encode_records(records.retain, fmt, max_length, cfg.data.overlong) if records.retain else None
+    data = step_data(
+        cfg, records, fmt, max_length, objective.draws_per_prompt(), accelerator.process_index, accelerator.num_processes
+    )
     model, reference_model, frozen_bf16 = prepare_model(
         cfg, objective, source.model, accelerator.device, frozen_dtype
     )
@@ -127,7 +129,7 @@ def setup(cfg: RunConfig, run_dir: Path, resume: bool = False) -> TrainState:
         t.mask,
         objective,
         model,
-        forget,
+        data.forget,
         source.tokenizer.pad_token_id,
         mode=t.mode,
         weight_decay=t.weight_decay,
@@ -141,21 +143,6 @@ def setup(cfg: RunConfig, run_dir: Path, resume: bool = False) -> TrainState:
     scheduler = get_scheduler(t.schedule, optimizer, t.warmup_steps, t.max_steps)
     model, optimizer = accelerator.prepare(model, optimizer)
     unwrapped = accelerator.unwrap_model(model)
-    data = StepData(
-        forget,
-        records.forget,
-        retain,
-        records.retain,
-        fmt,
-        batch_size=t.batch_size,
-        retain_batch_size=t.retain_batch_size or t.batch_size,
-        max_length=max_length,
-        seed=t.seed,
-        rank=accelerator.process_index,
-        world_size=accelerator.num_processes,
-        refusals=read_refusals(cfg.data.refusals),
-        mismatch_k=objective.draws_per_prompt(),
-    )
     # Live: the frozen copy, or the LoRA base with adapters disabled; precompute: cached before
     # any update (so before a resumed run loads its checkpoint), as is the validation baseline.
     reference_forward = build_reference(

@@ -6,11 +6,15 @@ measurement runs in a fresh process (unless isolate=False), so its peak resident
 run's alone. The machine's matmul peak is measured in the same invocation, before and after the
 methods, so the achieved fraction of it stays meaningful on a loaded or throttled machine.
 
-Achieved model FLOP/s follow the usual convention (Kaplan et al. 2020; PaLM's MFU):
-6 * N * tokens/s, with N the weights of the matrix multiplications (every nn.Linear, the
-output head included; the input embedding is a lookup and is not counted unless it is tied to
-the head). It is a convention, not a hardware count: LoRA skips the frozen weights' gradients
-(about 4N per token) and a live reference adds a 2N forward per referenced token.
+FLOPs are counted, not estimated: torch's FlopCounterMode counts the matmuls (and attention) of
+each timed step as it runs, in a second set-up of the same run on the same batches
+(`count_step_flops`). So every module counts at the positions where it runs (the LM head only
+where the run asks for logits), backward only the gradients the run computes (no weight
+gradients for LoRA's frozen base), live reference forwards are included, and an embedding
+lookup is not a matmul. fraction_of_peak = counted FLOP/s / the matmul peak, and never above 1.
+
+With `baseline` (the default) each method is also run the stock way (`perf_baseline`) on the
+same batches, and our tokens/s and peak memory are reported as ratios to it.
 """
 
 from __future__ import annotations
@@ -29,12 +33,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
 from lm_unlearn.config import RunConfig, apply_overrides, validate_config
-from lm_unlearn.errors import DataError, UnlearnError
+from lm_unlearn.errors import ConfigError, DataError, UnlearnError
 from lm_unlearn.rundir import read_manifest
 
 GIB = 2**30
+Shape = tuple[int, ...]
 
 
 def _sync(device: torch.device) -> None:
@@ -67,6 +73,48 @@ def matmul_peak(dtype: torch.dtype, device: str | torch.device = "cpu", size: in
                 break
         best = max(best, 2 * size**3 * count / elapsed)
     return best
+
+
+def _cpu_attention(q: Shape, k: Shape, v: Shape, *args: Any, out_shape: Any = None, **kwargs: Any) -> int:
+    return sdpa_flop_count(q, k, v)
+
+
+def _cpu_attention_backward(
+    grad: Shape, q: Shape, k: Shape, v: Shape, *args: Any, out_shape: Any = None, **kwargs: Any
+) -> int:
+    return sdpa_backward_flop_count(grad, q, k, v)
+
+
+# FlopCounterMode has formulas for the CUDA attention kernels but not for the CPU one that
+# F.scaled_dot_product_attention runs on CPU; without these its matmuls would go uncounted.
+CPU_ATTENTION = {
+    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_attention,
+    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward: _cpu_attention_backward,
+}
+
+
+def flop_counter() -> FlopCounterMode:
+    """torch's FlopCounterMode (matmuls, attention and convolutions as they run), CPU attention included."""
+    return FlopCounterMode(display=False, custom_mapping=CPU_ATTENTION)
+
+
+def count_step_flops(cfg: RunConfig, run_dir: Path, steps: range) -> list[int]:
+    """FLOPs of each optimizer step in `steps`, counted by FlopCounterMode in another set-up of
+    the same run: the same code path on the same batches (a pure function of the seed and the
+    micro-step), so each module counts at the positions where it runs, backward computes only
+    the gradients the run needs (no weight gradients for LoRA's frozen base) and live reference
+    forwards are in. The optimizer update and gradient clipping have no matmuls; the weights are
+    not updated here, which changes no shape. A precomputed reference's forwards are set-up."""
+    from lm_unlearn.engine import micro_steps, setup
+
+    state = setup(cfg, run_dir)
+    counts = []
+    for step in steps:
+        with flop_counter() as counter:
+            micro_steps(state, step)
+        state.optimizer.zero_grad(set_to_none=True)
+        counts.append(counter.get_total_flops())
+    return counts
 
 
 def count_matmul_params(model: torch.nn.Module) -> int:
@@ -102,14 +150,8 @@ def perf_device() -> torch.device:
     return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
 
 
-def perf_method(cfg_data: dict[str, Any], warmup: int, steps: int, workdir: str) -> dict[str, Any]:
-    """Run `api.unlearn` for warmup + steps steps; time the last `steps` from metrics.jsonl."""
-    from lm_unlearn.api import unlearn
-    from lm_unlearn.precision import resolve_precision
-
-    device = perf_device()
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
+def perf_config(cfg_data: dict[str, Any], warmup: int, steps: int, workdir: str) -> RunConfig:
+    """The run `perf` measures: warmup + steps optimizer steps, no checkpoints, no validation."""
     data = json.loads(json.dumps(cfg_data))  # a private copy
     apply_overrides(
         data,
@@ -122,11 +164,36 @@ def perf_method(cfg_data: dict[str, Any], warmup: int, steps: int, workdir: str)
             f"name=perf-{data.get('method') or 'custom'}",
         ],
     )
-    cfg = validate_config(data, "perf")
+    return validate_config(data, "perf")
+
+
+def _start_measurement(
+    cfg_data: dict[str, Any], warmup: int, steps: int, workdir: str, threads: int | None
+) -> tuple[torch.device, RunConfig]:
+    """What ours and the stock step share in their process: the thread count, a fresh GPU
+    peak, and the config that perf measures."""
+    if threads:
+        torch.set_num_threads(threads)
+    device = perf_device()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    return device, perf_config(cfg_data, warmup, steps, workdir)
+
+
+def perf_method(
+    cfg_data: dict[str, Any], warmup: int, steps: int, workdir: str, threads: int | None = None
+) -> dict[str, Any]:
+    """Run `api.unlearn` for warmup + steps steps; time the last `steps` from metrics.jsonl,
+    then count their FLOPs (`count_step_flops`)."""
+    from lm_unlearn.api import unlearn
+    from lm_unlearn.precision import resolve_precision
+
+    device, cfg = _start_measurement(cfg_data, warmup, steps, workdir, threads)
     run_dir = Path(cfg.output_dir) / str(cfg.name)
     started = time.perf_counter()
     result = unlearn(cfg, run_dir)
     total_s = time.perf_counter() - started
+    memory = peak_memory(device)  # before the count below allocates anything
     rows = result.history
     if len(rows) < warmup + steps:
         raise UnlearnError(
@@ -137,8 +204,8 @@ def perf_method(cfg_data: dict[str, Any], warmup: int, steps: int, workdir: str)
     step_times = [elapsed[i + 1] - elapsed[i] for i in range(warmup, warmup + steps)]
     timed_s = elapsed[warmup + steps] - elapsed[warmup]
     tokens = sum(r["tokens"] for r in rows[warmup : warmup + steps])
+    flops = count_step_flops(cfg, run_dir.with_name(run_dir.name + "-count"), range(warmup, warmup + steps))
     manifest = read_manifest(run_dir)
-    n = matmul_params_of(manifest.source_model["path"])
     return {
         "method": cfg.method or "custom",
         "objective": manifest.objective,
@@ -148,6 +215,7 @@ def perf_method(cfg_data: dict[str, Any], warmup: int, steps: int, workdir: str)
         "gradient_checkpointing": cfg.train.gradient_checkpointing,
         "batch_size": cfg.train.batch_size,
         "retain_batch_size": cfg.train.retain_batch_size or cfg.train.batch_size,
+        "torch_threads": torch.get_num_threads(),
         "warmup_steps": warmup,
         "timed_steps": steps,
         "step_s": statistics.median(step_times),
@@ -155,9 +223,11 @@ def perf_method(cfg_data: dict[str, Any], warmup: int, steps: int, workdir: str)
         "tokens_per_step": tokens / steps,
         "tokens_per_s": tokens / timed_s,
         "setup_s": total_s - elapsed[-1],  # load, reference precompute, saving: outside the steps
-        "matmul_params": n,
-        "model_flops_per_s": 6 * n * tokens / timed_s,
-        **peak_memory(device),
+        "matmul_params": matmul_params_of(manifest.source_model["path"]),
+        "flops_per_step": sum(flops) / steps,
+        "flops_per_step_each": flops,
+        "flops_per_s": sum(flops) / timed_s,
+        **memory,
     }
 
 
@@ -241,15 +311,17 @@ def perf_eval(cfg_data: dict[str, Any], prompts: int, max_new_tokens: int, batch
     }
 
 
-def _method_config(base: dict[str, Any], method: str) -> dict[str, Any]:
+def _method_config(base: dict[str, Any], method: str, overrides: list[str] | None = None) -> dict[str, Any]:
     """`base` with another recipe. The demo recipe's own training settings (full mode, its lr
-    and steps) go back to the defaults, so each measured recipe runs as it would by default."""
+    and steps) go back to the defaults, so each measured recipe runs as it would by default;
+    then the user's `overrides` (--set) apply again, so `--set train.mode=full` still holds."""
     from lm_unlearn.config import DEMO_RECIPE, TrainConfig
 
     data = json.loads(json.dumps(base))
     if data.get("objective") == DEMO_RECIPE["objective"]:
         for key in DEMO_RECIPE["train"]:
             data["train"][key] = TrainConfig.model_fields[key].default
+        apply_overrides(data, [o for o in overrides or [] if o.startswith("train.")])
     return dict(data, method=method, objective=None)
 
 
@@ -291,6 +363,61 @@ def machine_info(device: torch.device) -> dict[str, Any]:
     return info
 
 
+def fraction_of_peak(run: dict[str, Any], peak: dict[str, float]) -> float:
+    """Counted FLOP/s over the matmul peak of the run's precision. Above 1 means the count or
+    the peak is wrong (the peak is the best of several windows before and after the methods),
+    so it is an error, not a figure."""
+    dtype = "bf16" if run["precision"] == "bf16" else "fp32"
+    fraction = run["flops_per_s"] / peak[dtype]
+    if not 0 <= fraction <= 1:
+        raise UnlearnError(
+            f"perf {run['method']}: {run['flops_per_s'] / 1e9:.1f} GFLOP/s counted against a measured "
+            f"{dtype} matmul peak of {peak[dtype] / 1e9:.1f} GFLOP/s is {100 * fraction:.0f} % of peak, "
+            "which cannot be: the machine's load changed during the run (rerun it quieter, or with "
+            "OMP_NUM_THREADS set to the free cores), or the count is wrong (report it)"
+        )
+    return fraction
+
+
+def compare_with_baseline(run: dict[str, Any], baseline: dict[str, Any]) -> None:
+    """Add the baseline and our ratios to it to `run` (the same tokens, or an error)."""
+    if baseline["tokens_per_step"] != run["tokens_per_step"]:
+        raise UnlearnError(
+            f"perf {run['method']}: the baseline trained on {baseline['tokens_per_step']} tokens per "
+            f"step, ours on {run['tokens_per_step']}; their speeds are not comparable"
+        )
+    memory = "peak_gpu_allocated_gib" if "peak_gpu_allocated_gib" in run else "peak_rss_gib"
+    run["baseline"] = baseline
+    run["baseline_speedup"] = run["tokens_per_s"] / baseline["tokens_per_s"]
+    run["baseline_memory_ratio"] = run[memory] / baseline[memory]
+
+
+def perf_baseline(
+    cfg_data: dict[str, Any], warmup: int, steps: int, workdir: str, threads: int | None = None
+) -> dict[str, Any]:
+    """The stock step (`perf_baseline.baseline_method`) on the config `perf_method` measures,
+    with the same thread count and the same memory measure."""
+    from lm_unlearn.perf_baseline import baseline_method
+
+    device, cfg = _start_measurement(cfg_data, warmup, steps, workdir, threads)
+    return {**baseline_method(cfg, warmup, steps, device), **peak_memory(device)}
+
+
+def measure_method(
+    call: Callable, data: dict[str, Any], warmup: int, steps: int, workdir: str, baseline: bool
+):
+    """Our run of one method, then (baseline=True) the stock step on the same batches, each in
+    `call` (a fresh process when isolated) with this process's thread count."""
+    threads = torch.get_num_threads()
+    run = call(perf_method, data, warmup, steps, workdir, threads)
+    if baseline:
+        try:
+            compare_with_baseline(run, call(perf_baseline, data, warmup, steps, workdir, threads))
+        except ConfigError as exc:  # a method the stock step cannot run (whp)
+            run["baseline"] = {"skipped": str(exc)}
+    return run
+
+
 def run_perf(
     cfg: RunConfig,
     methods: list[str],
@@ -303,25 +430,41 @@ def run_perf(
     with_eval: bool = True,
     isolate: bool = True,
     peak_size: int | None = None,
+    baseline: bool = True,
+    overrides: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Measure each method in `methods` (recipe names; empty: cfg's own), evaluation and the peak."""
+    """Measure each method in `methods` (recipe names; empty: cfg's own) and, with `baseline`,
+    the stock step on the same batches; then evaluation and the matmul peak. `overrides`: the
+    --set options cfg was made with (they outrank the demo recipe's settings, see _method_config)."""
+    from lm_unlearn.precision import resolve_precision
+
     device = perf_device()
     call = _isolated if isolate else (lambda fn, *args: fn(*args))
     result: dict[str, Any] = {"machine": machine_info(device), "memory_isolated": isolate}
 
+    # bf16's peak only when the runs train in bf16: without bf16 instructions (AVX2) a 2048²
+    # bf16 matmul takes seconds, and no figure would be compared with it.
+    dtypes = {"fp32": torch.float32}
+    if resolve_precision(cfg.train.precision) == "bf16":
+        dtypes["bf16"] = torch.bfloat16
+
     def peaks() -> dict[str, float]:
-        return {
-            "fp32": matmul_peak(torch.float32, device, peak_size),
-            "bf16": matmul_peak(torch.bfloat16, device, peak_size),
-        }
+        return {name: matmul_peak(dtype, device, peak_size) for name, dtype in dtypes.items()}
 
     before = peaks()
     base = cfg.model_dump(mode="json")
-    runs = []
     with tempfile.TemporaryDirectory(prefix="lm_unlearn_perf_") as workdir:
-        for method in methods or [cfg.method]:
-            data = _method_config(base, method) if methods else base
-            runs.append(call(perf_method, data, warmup, steps, workdir))
+        runs = [
+            measure_method(
+                call,
+                _method_config(base, m, overrides) if methods else base,
+                warmup,
+                steps,
+                workdir,
+                baseline,
+            )
+            for m in methods or [cfg.method]
+        ]
     result["train"] = runs
     if with_eval:
         result["eval"] = call(perf_eval, base, eval_prompts, max_new_tokens, eval_batch_size)
@@ -330,9 +473,7 @@ def run_perf(
     result["matmul_peak_flops"] = peak
     result["matmul_peak_flops_each"] = {"before": before, "after": after}
     for run in runs:
-        run["fraction_of_peak"] = (
-            run["model_flops_per_s"] / peak["bf16" if run["precision"] == "bf16" else "fp32"]
-        )
+        run["fraction_of_peak"] = fraction_of_peak(run, peak)
     if hasattr(os, "getloadavg"):
         result["machine"]["load_average_1min_at_end"] = os.getloadavg()[0]
     return result
@@ -343,18 +484,32 @@ def format_table(result: dict[str, Any]) -> str:
     peak, machine = result["matmul_peak_flops"], result["machine"]
     memory = "peak_gpu_allocated_gib" if result["machine"]["device"] == "cuda" else "peak_rss_gib"
     lines = [
-        f"matmul peak: fp32 {peak['fp32'] / 1e9:.0f} GFLOP/s, bf16 {peak['bf16'] / 1e9:.0f} GFLOP/s "
+        f"matmul peak: {', '.join(f'{k} {v / 1e9:.0f} GFLOP/s' for k, v in peak.items())} "
         f"({machine.get('gpu', machine['cpu'])}, {machine['torch_threads']} CPU threads, "
         f"load {machine.get('load_average_1min_at_start', float('nan')):.1f})",
         "",
         f"{'method':<12} {'mode':<5} {'ref':<10} {'prec':<5} {'tok/step':>8} {'step s':>7} {'tok/s':>8} "
-        f"{'6N GF/s':>8} {'% peak':>7} {'mem GiB':>8}",
+        f"{'GF/step':>8} {'GF/s':>6} {'% peak':>7} {'mem GiB':>8} | {'stock tok/s':>11} {'speedup':>7} "
+        f"{'mem ratio':>9}",
     ]
     for r in result["train"]:
+        base = r.get("baseline", {})
+        stock = (
+            f"{base['tokens_per_s']:>11.1f} {r['baseline_speedup']:>6.2f}x "
+            f"{r['baseline_memory_ratio']:>8.2f}x"
+            if "tokens_per_s" in base
+            else base.get("skipped", "not measured")
+        )
         lines.append(
             f"{r['method']:<12} {r['mode']:<5} {r['reference']:<10} {r['precision']:<5} "
             f"{r['tokens_per_step']:>8.0f} {r['step_s']:>7.3f} {r['tokens_per_s']:>8.1f} "
-            f"{r['model_flops_per_s'] / 1e9:>8.1f} {100 * r['fraction_of_peak']:>6.1f}% {r[memory]:>8.2f}"
+            f"{r['flops_per_step'] / 1e9:>8.1f} {r['flops_per_s'] / 1e9:>6.1f} "
+            f"{100 * r['fraction_of_peak']:>6.1f}% {r[memory]:>8.2f} | {stock}"
+        )
+    if any("tokens_per_s" in r.get("baseline", {}) for r in result["train"]):
+        lines.append(
+            "stock: the same method and batches as a stock Trainer-based toolkit runs them (full "
+            "fine-tuning, full logits, live reference copy); speedup = our tok/s / stock tok/s"
         )
     if "eval" in result:
         e = result["eval"]

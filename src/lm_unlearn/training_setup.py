@@ -16,8 +16,9 @@ from accelerate import Accelerator
 from accelerate.state import AcceleratorState
 
 from lm_unlearn.config import DatasetConfig, RunConfig, TrainConfig
-from lm_unlearn.data import Record, read_records
+from lm_unlearn.data import PromptFormat, Record, encode_records, read_records
 from lm_unlearn.data.demo import demo_dataset
+from lm_unlearn.data.sampling import StepData, read_refusals
 from lm_unlearn.errors import ConfigError
 from lm_unlearn.evaluation.cost import reset_peak_rss, return_freed_memory
 from lm_unlearn.files import sha256_tree
@@ -95,6 +96,38 @@ def load_source(cfg: RunConfig, frozen_dtype: str):
         revision=cfg.model.revision,
         trust_remote_code=cfg.model.trust_remote_code,
         dtype="auto" if cfg.train.mode == "lora" and frozen_dtype == "bf16" else torch.float32,
+    )
+
+
+def step_data(
+    cfg: RunConfig,
+    records: TrainingRecords,
+    fmt: PromptFormat,
+    max_length: int,
+    mismatch_k: int = 1,
+    rank: int = 0,
+    world_size: int = 1,
+) -> StepData:
+    """The examples tokenised once, and each micro-step's batches drawn from them (a pure
+    function of the seed and the micro-step, so another set-up of the run sees the same batches);
+    mismatch_k: answers drawn per forget prompt (the objective's draws_per_prompt)."""
+    t = cfg.train
+    forget = encode_records(records.forget, fmt, max_length, cfg.data.overlong)
+    retain = encode_records(records.retain, fmt, max_length, cfg.data.overlong) if records.retain else None
+    return StepData(
+        forget,
+        records.forget,
+        retain,
+        records.retain,
+        fmt,
+        batch_size=t.batch_size,
+        retain_batch_size=t.retain_batch_size or t.batch_size,
+        max_length=max_length,
+        seed=t.seed,
+        rank=rank,
+        world_size=world_size,
+        refusals=read_refusals(cfg.data.refusals),
+        mismatch_k=mismatch_k,
     )
 
 

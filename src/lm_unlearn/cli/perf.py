@@ -27,6 +27,13 @@ def perf(
     steps: Annotated[int, typer.Option(min=1, help="Timed optimizer steps per method.")] = 3,
     warmup: Annotated[int, typer.Option(min=0, help="Untimed steps first.")] = 1,
     eval_: Annotated[bool, typer.Option("--eval/--no-eval", help="Also measure evaluation.")] = True,
+    baseline: Annotated[
+        bool,
+        typer.Option(
+            "--baseline/--no-baseline",
+            help="Also time a stock step (full logits, live reference, full fine-tuning), same batches.",
+        ),
+    ] = True,
     prompts: Annotated[int, typer.Option(min=1, help="Prompts for the generation benchmark.")] = 16,
     max_new_tokens: Annotated[int, typer.Option(min=1)] = 32,
     isolate: Annotated[
@@ -38,7 +45,8 @@ def perf(
         typer.Option(min=64, help="Matrix size for the matmul peak (default 2048 CPU, 8192 GPU)."),
     ] = None,
 ) -> None:
-    """Measure unlearning and evaluation throughput, step time, peak memory and matmul peak."""
+    """Measure unlearning and evaluation throughput, step time, FLOPs, peak memory and matmul peak,
+    against a stock Trainer-style step on the same batches."""
     from lm_unlearn.config import load_config
     from lm_unlearn.files import atomic_write_json
     from lm_unlearn.perf import format_table, run_perf
@@ -59,6 +67,8 @@ def perf(
             with_eval=eval_,
             isolate=isolate,
             peak_size=peak_size,
+            baseline=baseline,
+            overrides=set_ or [],
         )
     except UnlearnError as exc:
         fail(exc)
