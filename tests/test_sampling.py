@@ -78,8 +78,10 @@ def test_mismatch_k_gives_each_prompt_k_answers_reproducibly_and_split_across_ra
             assert len({tuple(e.input_ids) for e in group}) > 1  # k different draws, mostly
         # k = 1 keeps the single-answer draws it always had: one randint per prompt
         draws = torch.randint(20, (3,), generator=_generator(3, "mismatch", step)).tolist()
-        responses = [tok.decode([t for t, lab in zip(e.input_ids, e.labels) if lab != IGNORE])
-                     for e in one.mismatch_examples(step)]
+        responses = [
+            tok.decode([t for t, lab in zip(e.input_ids, e.labels) if lab != IGNORE])
+            for e in one.mismatch_examples(step)
+        ]
         assert [f"Normal answer {i}." in r for i, r in zip(draws, responses)] == [True] * 3
     single = make_data(tiny, batch=4, k=3)
     ranks = [make_data(tiny, rank=r, world=2, batch=2, k=3) for r in range(2)]

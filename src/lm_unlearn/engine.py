@@ -38,6 +38,7 @@ from lm_unlearn.methods import dispatch, finish
 from lm_unlearn.methods.masks import apply_mask
 from lm_unlearn.models import LoadedModel
 from lm_unlearn.objectives import Objective, StepContext, build_objective
+from lm_unlearn.objectives.alternates import ensure_alternates
 from lm_unlearn.objectives.reference import build_reference
 from lm_unlearn.precision import resolve_frozen_dtype
 from lm_unlearn.rundir import RunDir, RunResult, read_history, write_manifest
@@ -141,6 +142,7 @@ def setup(cfg: RunConfig, run_dir: Path, resume: bool = False) -> TrainState:
     scheduler = get_scheduler(t.schedule, optimizer, t.warmup_steps, t.max_steps)
     model, optimizer = accelerator.prepare(model, optimizer)
     unwrapped = accelerator.unwrap_model(model)
+    alternates = original_alternates(objective, unwrapped, fmt, records.forget, run_dir, accelerator)
     data = StepData(
         forget,
         records.forget,
@@ -155,6 +157,7 @@ def setup(cfg: RunConfig, run_dir: Path, resume: bool = False) -> TrainState:
         world_size=accelerator.num_processes,
         refusals=read_refusals(cfg.data.refusals),
         mismatch_k=objective.param("mismatch", "k", 1),
+        alternates=alternates,
     )
     # Live: the frozen copy, or the LoRA base with adapters disabled; precompute: cached before
     # any update (so before a resumed run loads its checkpoint), as is the validation baseline.
@@ -176,6 +179,25 @@ def setup(cfg: RunConfig, run_dir: Path, resume: bool = False) -> TrainState:
     describe = {"mask": mask, "frozen_dtype": {"dtype": frozen_dtype, "parameters": frozen_bf16}}
     open_run_dir(state, records, resume, describe)
     return state
+
+
+def original_alternates(
+    objective: Objective,
+    model: torch.nn.Module,
+    fmt: PromptFormat,
+    forget: list,
+    run_dir: Path,
+    acc: Accelerator,
+) -> list[list[str]] | None:
+    """altpo's alternate answers, from the model while it is still the original (before any
+    update, and before a resumed run loads its checkpoint), or from the run directory's cache."""
+    if not objective.has("altpo"):
+        return None
+    settings = {key: objective.param("altpo", key) for key in ("k", "temperature", "max_new_tokens", "seed")}
+    path = RunDir(run_dir).alternates
+    return ensure_alternates(
+        model, fmt, forget, path, settings, is_main=acc.is_main_process, wait=acc.wait_for_everyone
+    )
 
 
 def open_run_dir(state: TrainState, records: TrainingRecords, resume: bool, describe: dict) -> None:
