@@ -189,11 +189,12 @@ def original_alternates(
     run_dir: Path,
     acc: Accelerator,
 ) -> list[list[str]] | None:
-    """altpo's alternate answers, from the model while it is still the original (before any
-    update, and before a resumed run loads its checkpoint), or from the run directory's cache."""
-    if not objective.has("altpo"):
+    """Answers a term has the original model generate (altpo's alternates): from the model while
+    it is still the original (before any update, and before a resumed run loads its checkpoint),
+    or from the run directory's cache."""
+    settings = objective.generated_answers()
+    if settings is None:
         return None
-    settings = {key: objective.param("altpo", key) for key in ("k", "temperature", "max_new_tokens", "seed")}
     path = RunDir(run_dir).alternates
     return ensure_alternates(
         model, fmt, forget, path, settings, is_main=acc.is_main_process, wait=acc.wait_for_everyone

@@ -56,6 +56,10 @@ def test_altpo_recipe_and_defaults():
     objective = build_objective("altpo", None)
     assert {t.term.name: t.weight for t in objective.terms} == {"altpo": 1.0, "retain_nll": 1.0}
     assert objective.param("altpo", "k") == 5 and objective.param("altpo", "beta") == 0.1
+    settings = {"k": 5, "temperature": 1.0, "max_new_tokens": 200, "seed": 0}
+    assert objective.generated_answers() == settings  # what the engine reads, not the term's name
+    assert build_objective(None, {"altpo": {"k": 2}}).generated_answers() == settings | {"k": 2}
+    assert build_objective("npo", None).generated_answers() is None
 
 
 FORGET = [Record(f"Forget question {i}?", f"Secret {i}.", f"f{i}") for i in range(4)]

@@ -34,6 +34,10 @@ class Term:
     # True: reads only captured layer outputs, no logits (RMU): a forward stops after the last
     # captured layer, so the layers above it and the LM head never run.
     hidden_only: bool = False
+    # Called with (**params): the settings of answers the original model generates per forget
+    # record before training (altpo's alternates: k, temperature, max_new_tokens, seed), read by
+    # the "alternate" batch; None: the term needs none.
+    generated_answers: Callable[..., dict[str, Any]] | None = None
 
     def params(self) -> dict[str, Any]:
         return {k: f.default for k, f in self.params_model.model_fields.items()}
@@ -61,6 +65,7 @@ def term(
     layers: Callable[..., tuple[int, ...]] | None = None,
     trainable: Callable[..., Callable[[str], bool]] | None = None,
     hidden_only: bool = False,
+    generated_answers: Callable[..., dict[str, Any]] | None = None,
 ):
     """Register `fn(ctx, **params) -> scalar`; its keyword defaults become typed parameters."""
 
@@ -82,6 +87,7 @@ def term(
             trainable,
             full_logits,
             hidden_only,
+            generated_answers,
         )
         return fn
 
@@ -154,6 +160,11 @@ class Objective:
     def param(self, term_name: str, key: str, default: Any = None) -> Any:
         """A term's configured parameter, or `default` when the term is not in the objective."""
         return next((t.params[key] for t in self.terms if t.term.name == term_name), default)
+
+    def generated_answers(self) -> dict[str, Any] | None:
+        """Settings of the answers some term has the original model generate before training."""
+        found = [t.term.generated_answers(**t.params) for t in self.terms if t.term.generated_answers]
+        return found[0] if found else None
 
     def has(self, term_name: str) -> bool:
         return any(t.term.name == term_name for t in self.terms)

@@ -13,6 +13,12 @@ from lm_unlearn.objectives.registry import term
     "DPO preferring the original model's own alternate answers over the forget answer (Mekala et al. 2024)",
     splits=("forget", "alternate"),
     needs_reference=True,
+    generated_answers=lambda k=5, temperature=1.0, max_new_tokens=200, seed=0, **_: {
+        "k": k,
+        "temperature": temperature,
+        "max_new_tokens": max_new_tokens,
+        "seed": seed,
+    },
 )
 def altpo(
     ctx: StepContext,
