@@ -27,7 +27,7 @@ def invoke(*args):
 def test_methods_lists_terms_and_recipes():
     result = invoke("methods")
     assert result.exit_code == 0
-    for name in ("yao", "ga", "graddiff", "mismatch", "kl", "retain_nll"):
+    for name in ("yao", "ga", "graddiff", "mismatch", "kl", "retain_nll", "altpo"):
         assert name in result.output
 
 

@@ -65,11 +65,11 @@ def baseline_method(cfg: RunConfig, warmup: int, steps: int, device: torch.devic
 
     t = cfg.train
     objective = build_objective(cfg.method, cfg.objective)
-    trained_first = [t.term.name for t in objective.terms if t.term.before_training is not None]
-    if trained_first:
+    made_first = [t.term.name for t in objective.terms if t.term.before_training or t.term.generated_answers]
+    if made_first:
         raise ConfigError(
-            f"no stock baseline for {', '.join(trained_first)}: its reference needs models trained "
-            "before the run (before_training), which the stock step does not make"
+            f"no stock baseline for {', '.join(made_first)}: it needs models or answers made "
+            "before the run (before_training, generated_answers), which the stock step does not make"
         )
     records = read_training_records(cfg, objective)
     loaded = load_model(

@@ -7,6 +7,7 @@
       validation.json   digests of the validation splits (never evaluation data)
       model/ adapter/   the unlearned weights (full, or a LoRA adapter)
       icu.json          in-context unlearning: the prompt wrapper instead of weights
+      alternates.jsonl  altpo: the original model's alternate answers, per forget record digest
       checkpoints/      resumable training state
       eval.json report.html audit.json audit.html   written later by eval, report and audit
 
@@ -38,6 +39,7 @@ AUDIT_HTML = "audit.html"
 MODEL = "model"
 ADAPTER = "adapter"
 PROMPT_WRAPPER = "icu.json"
+ALTERNATES = "alternates.jsonl"
 CHECKPOINTS = "checkpoints"
 
 SCHEMA_VERSION = 1
@@ -64,6 +66,7 @@ class RunDir:
     model = property(lambda self: self.root / MODEL)
     adapter = property(lambda self: self.root / ADAPTER)
     prompt_wrapper = property(lambda self: self.root / PROMPT_WRAPPER)
+    alternates = property(lambda self: self.root / ALTERNATES)
     checkpoints = property(lambda self: self.root / CHECKPOINTS)
 
 

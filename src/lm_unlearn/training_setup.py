@@ -24,7 +24,9 @@ from lm_unlearn.evaluation.cost import reset_peak_rss, return_freed_memory
 from lm_unlearn.files import sha256_tree
 from lm_unlearn.models import frozen_linears_to, load_model, save_model, wrap_lora
 from lm_unlearn.objectives import Objective
+from lm_unlearn.objectives.alternates import ensure_alternates
 from lm_unlearn.precision import has_accelerator, resolve_precision
+from lm_unlearn.rundir import RunDir
 from lm_unlearn.validation import split_for_validation
 
 log = logging.getLogger(__name__)
@@ -198,3 +200,23 @@ def save_outputs(
     if (run_dir / "model").is_dir():
         outputs["model"] = {"path": "model", "sha256": sha256_tree(run_dir / "model")}
     return outputs
+
+
+def original_alternates(
+    objective: Objective,
+    model: torch.nn.Module,
+    fmt: PromptFormat,
+    forget: list,
+    run_dir: Path,
+    acc: Accelerator,
+) -> list[list[str]] | None:
+    """Answers a term has the original model generate (altpo's alternates): from the model while
+    it is still the original (before any update, and before a resumed run loads its checkpoint),
+    or from the run directory's cache."""
+    settings = objective.generated_answers()
+    if settings is None:
+        return None
+    path = RunDir(run_dir).alternates
+    return ensure_alternates(
+        model, fmt, forget, path, settings, is_main=acc.is_main_process, wait=acc.wait_for_everyone
+    )

@@ -13,4 +13,4 @@ def test_default_model_knows_the_demo_facts(make_cfg):
     assert m["retain.judge_rate"] == 0.0
     assert m["retain.ppl"] < 10 and m["forget.nll"] < 4
     assert m["forget.empty_rate"] == 0.0 and m["retain.distinct_1"] > 0.3
-    assert result["info"]["eval_cost"]["wall_s"] < 60
+    assert result["info"]["eval_cost"]["wall_s"] > 0  # its speed: `unlearn perf`, not a test

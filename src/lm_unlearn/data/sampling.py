@@ -51,7 +51,8 @@ def cycled_indices(n: int, start: int, count: int, seed: int, stream: str) -> li
 
 
 class StepData:
-    """Builds the named batches ("forget", "retain", "mismatch", "refusal") of one micro-step."""
+    """Builds the named batches ("forget", "retain", "mismatch", "refusal", "alternate") of one
+    micro-step."""
 
     def __init__(
         self,
@@ -68,6 +69,7 @@ class StepData:
         world_size: int = 1,
         refusals: list[str] | None = None,
         mismatch_k: int = 1,
+        alternates: list[list[str]] | None = None,
     ):
         self.forget, self.forget_records = forget, forget_records
         self.retain, self.retain_records = retain, retain_records
@@ -78,6 +80,7 @@ class StepData:
         self.pad_id = fmt.tokenizer.pad_token_id
         self.refusals = refusals if refusals is not None else read_refusals()
         self.mismatch_k = mismatch_k  # random normal answers per forget prompt (mismatch.k)
+        self.alternates = alternates  # per forget record, the original model's answers (altpo)
 
     def _rank_slice(self, n: int, micro_step: int, batch: int, stream: str) -> list[int]:
         global_batch = batch * self.world_size
@@ -92,6 +95,8 @@ class StepData:
             return collate([self.forget[i] for i in self.forget_indices(micro_step)], self.pad_id)
         if split == "refusal":
             return collate(self.refusal_examples(micro_step), self.pad_id)
+        if split == "alternate":
+            return collate(self.alternate_examples(micro_step), self.pad_id)
         if self.retain is None:
             raise ValueError(f"the '{split}' batch needs retain (normal) data: set data.retain")
         if split == "retain":
@@ -99,7 +104,7 @@ class StepData:
             return collate([self.retain[i] for i in idx], self.pad_id)
         if split == "mismatch":
             return collate(self.mismatch_examples(micro_step), self.pad_id)
-        raise ValueError(f"unknown batch '{split}' (known: forget, retain, mismatch, refusal)")
+        raise ValueError(f"unknown batch '{split}' (known: forget, retain, mismatch, refusal, alternate)")
 
     def mismatch_examples(self, micro_step: int) -> list[Example]:
         """Each forget prompt paired with its own `mismatch_k` randomly drawn retain responses,
@@ -130,4 +135,17 @@ class StepData:
             prompt = self.forget_records[forget_index]
             record = Record(prompt.prompt, self.refusals[refusal_index], f"refusal({prompt.source})")
             examples.append(encode(record, self.fmt, self.max_length, "truncate"))
+        return examples
+
+    def alternate_examples(self, micro_step: int) -> list[Example]:
+        """Each forget prompt (same order as the forget batch) with all its alternate answers,
+        prompt-major, as the altpo term reads them."""
+        if self.alternates is None:
+            raise ValueError("the 'alternate' batch needs alternate answers (the altpo term makes them)")
+        examples = []
+        for forget_index in self.forget_indices(micro_step):
+            prompt = self.forget_records[forget_index]
+            for answer in self.alternates[forget_index]:
+                record = Record(prompt.prompt, answer, f"alternate({prompt.source})")
+                examples.append(encode(record, self.fmt, self.max_length, "truncate"))
         return examples

@@ -80,6 +80,7 @@ def save_pass(key: str, p, scores_only: bool = False) -> None:
         "extraction": [] if scores_only else p.extraction,
         "scores": {k: _scores_to_json(v) for k, v in p.scores.items()},
         "gen_scores": {k: _scores_to_json(v) for k, v in p.gen_scores.items()},
+        "grad_norms": {k: [a.tolist() for a in v] for k, v in p.grad_norms.items()},
         "tokens": p.tokens,
     }
     try:
@@ -104,6 +105,9 @@ def load_pass(key: str, groups: set[str] | frozenset[str] = frozenset()):
             extraction=data["extraction"],
             scores={k: _scores_from_json(v) for k, v in data["scores"].items()},
             gen_scores={k: _scores_from_json(v) for k, v in data["gen_scores"].items()},
+            grad_norms={
+                k: [np.asarray(a, dtype=np.float32) for a in v] for k, v in data.get("grad_norms", {}).items()
+            },
             tokens=0,  # nothing was processed this time
         )
     except (json.JSONDecodeError, KeyError, TypeError) as exc:

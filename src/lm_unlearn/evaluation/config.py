@@ -139,6 +139,13 @@ class EvalConfig(Strict):
         "auto", description="bf16 autocast for forward passes where supported; log-probs are fp32."
     )
     min_k: float = Field(0.2, gt=0, le=1, description="Fraction k of lowest-probability tokens (Min-K%).")
+    mia_grad_norm: int = Field(
+        32,
+        ge=0,
+        description="Examples of the forget and of the held-out set (the first N of each) scored by the "
+        "gradient-norm attack (mia.grad_norm): one backward pass per example and model, so it is capped; "
+        "0 leaves the attack out.",
+    )
     rouge_stemmer: bool | None = Field(
         None,
         description="Porter-stem before ROUGE-L. None: as the forget set's source does: no stemming for "

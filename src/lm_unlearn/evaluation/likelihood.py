@@ -107,3 +107,62 @@ def score_records(
         bar.update(len(rows))
     bar.close()
     return SequenceScores(logprobs, z_rows, kls if reference is not None else None, tokens, hits)
+
+
+def gradient_norms(
+    model,
+    fmt: PromptFormat,
+    records: list[Record],
+    *,
+    max_length: int = 256,
+    precision: str = "fp32",
+    p: float = 2.0,
+    desc: str | None = None,
+) -> list[np.ndarray]:
+    """Per record, ||grad_W L||_p of every parameter tensor W, L the record's mean response-token
+    NLL: one forward and one backward each (mia.grad_norm_score turns them into a score).
+
+    Every parameter takes part (frozen ones too, e.g. a LoRA run's base), in eval mode (dropout
+    off). Each tensor's norm is taken as its gradient arrives and the gradient dropped at once, so
+    the gradients never occupy a second copy of the model; requires_grad flags, existing
+    gradients and the train/eval mode are restored afterwards.
+    """
+    params = list(model.parameters())
+    flags, grads, training = [q.requires_grad for q in params], [q.grad for q in params], model.training
+    norms: list[torch.Tensor] = []
+
+    def take(param: torch.nn.Parameter) -> None:
+        norms.append(param.grad.detach().float().norm(p))
+        param.grad = None
+
+    device = next(model.parameters()).device
+    out: list[np.ndarray] = []
+    model.eval()
+    handles = []
+    try:
+        for q in params:
+            q.requires_grad_(True)
+            q.grad = None
+            handles.append(q.register_post_accumulate_grad_hook(take))
+        bar = progress(len(records), desc)
+        for example in encode_records(records, fmt, max_length):
+            batch = collate([example], fmt.tokenizer.pad_token_id).to(device)
+            with torch.enable_grad():
+                with autocast_for(model, precision):
+                    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+                targets = batch.labels[:, 1:]
+                mask = targets != -100
+                nll = torch.nn.functional.cross_entropy(logits[:, :-1][mask].float(), targets[mask])
+                norms.clear()
+                nll.backward()
+            out.append(torch.stack(norms).cpu().numpy())
+            bar.update(1)
+        bar.close()
+    finally:
+        for handle in handles:
+            handle.remove()
+        for q, flag, grad in zip(params, flags, grads):
+            q.requires_grad_(flag)
+            q.grad = grad
+        model.train(training)
+    return out

@@ -53,6 +53,17 @@ def reference_score(token_logprob: np.ndarray, reference_logprob: np.ndarray) ->
     return float(np.mean(token_logprob) - np.mean(reference_logprob))
 
 
+def grad_norm_score(tensor_norms: np.ndarray) -> float:
+    """Gradient-norm attack (as evaluated on LLMs by Duan et al., 2024, "Do Membership Inference
+    Attacks Work on Large Language Models?", arXiv 2402.17012, MIMIR's GradNormAttack; the form
+    open-unlearning's `mia_gradnorm` computes): score = -(1/|W|) sum_W ||grad_W L(x)||_p, the
+    mean over parameter tensors W of the p-norm (p = 2) of the gradient of the sample's mean
+    token NLL (`likelihood.gradient_norms`). A model sits near a minimum on its training data, so
+    a smaller gradient means "more likely a member": the score is the negated mean norm.
+    """
+    return -float(np.mean(tensor_norms))
+
+
 def auc(member_scores: list[float], nonmember_scores: list[float]) -> float:
     """ROC AUC of telling members (label 1) from non-members (label 0) by score (sklearn).
 

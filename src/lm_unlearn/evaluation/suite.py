@@ -27,7 +27,7 @@ from lm_unlearn.evaluation.config import EvalConfig
 from lm_unlearn.evaluation.cost import peak_rss_bytes, reset_peak_rss
 from lm_unlearn.evaluation.generation import generate
 from lm_unlearn.evaluation.judges import build_judge
-from lm_unlearn.evaluation.likelihood import SequenceScores, score_records
+from lm_unlearn.evaluation.likelihood import SequenceScores, gradient_norms, score_records
 from lm_unlearn.evaluation.memorization import memorization_metrics
 from lm_unlearn.manifest import records_digest
 from lm_unlearn.models import LoadedModel, load_model
@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 GEN_SETS = ("forget", "heldout", "paraphrased", "retain", "unrelated")
 LIK_SETS = ("forget", "heldout", "retain")
 FLUENCY_SETS = ("forget", "retain")
-ATTACKS = ("loss", "zlib", "min_k", "min_k40", "min_k_pp", "ref")
+ATTACKS = ("loss", "zlib", "min_k", "min_k40", "min_k_pp", "grad_norm", "ref")
 
 
 @dataclass
@@ -105,6 +105,7 @@ class Pass:
     extraction: list[str] = field(default_factory=list)
     scores: dict[str, SequenceScores] = field(default_factory=dict)
     gen_scores: dict[str, SequenceScores] = field(default_factory=dict)  # generations under original
+    grad_norms: dict[str, list[np.ndarray]] = field(default_factory=dict)  # per-tensor, mia.grad_norm
     tokens: int = 0
 
 
@@ -185,6 +186,26 @@ class Suite:
             )
             p.tokens += p.scores[role].tokens * (2 if ref is not None else 1)
 
+    def grad_norms(self, lm: LoadedModel, p: Pass, name: str = "model") -> None:
+        """The gradient-norm attack's per-tensor norms on the first `mia_grad_norm` forget and
+        held-out examples (a backward pass each, hence the cap)."""
+        cap = self.cfg.mia_grad_norm
+        if (
+            cap == 0
+            or "mia" not in self.groups
+            or not all(r in self.data.sets for r in ("forget", "heldout"))
+        ):
+            return
+        for role in ("forget", "heldout"):
+            p.grad_norms[role] = gradient_norms(
+                lm.model,
+                self.fmt(lm),
+                self.data.sets[role][:cap],
+                max_length=self.cfg.max_length,
+                precision=self.precision,
+                desc=f"{name}: gradient norms {role}",
+            )
+
     def fluency(self, p: Pass, original: LoadedModel, name: str = "model") -> None:
         """Score the forget and retain sets' non-empty generations under the original model.
 
@@ -225,6 +246,8 @@ class Suite:
             roles |= {"retain"} if groups & {"likelihood", "utility"} else set()
             with timer(phases, f"{name}.likelihood"):
                 self.likelihoods(lm, p, ref, roles=[r for r in LIK_SETS if r in roles], name=name)
+            with timer(phases, f"{name}.grad_norm"):
+                self.grad_norms(lm, p, name)
         if original is not None and "utility" in groups:
             with timer(phases, f"{name}.fluency"):
                 self.fluency(p, original, name)
@@ -320,6 +343,8 @@ class Suite:
                 "min_k40": [mia.min_k_score(lp, mia.MUSE_MIN_K) for lp in s.token_logprob],
                 "min_k_pp": [mia.min_k_pp_score(z, k) for z in s.token_zscore],
             }
+            if role in p.grad_norms:
+                per["grad_norm"] = [mia.grad_norm_score(n) for n in p.grad_norms[role]]
             if reference is not None and role in reference.scores:
                 ref_lp = reference.scores[role].token_logprob
                 per["ref"] = [mia.reference_score(a, b) for a, b in zip(s.token_logprob, ref_lp)]
@@ -399,6 +424,8 @@ def _mia_metrics(
         "nonmembers": "heldout",
         "privleak": "MUSE's PrivLeak, 100 * (a_retain - a) / (1 - a_retain) for the AUCs a above (MUSE's "
         f"own AUC is 1 - a); mia.privleak is min_k40's: Min-K% at k={mia.MUSE_MIN_K}, as in MUSE",
+        "grad_norm": f"gradient-norm attack on the first {suite.cfg.mia_grad_norm} forget and held-out "
+        "examples only (a backward pass each): score = -mean over parameter tensors of ||grad L||_2",
     }
 
 
@@ -454,6 +481,7 @@ def evaluate(
     if retain is not None and groups & {"mia", "forget_quality"}:
         retain_pass = Pass()
         suite.likelihoods(retain, retain_pass, None, roles=("forget", "heldout"), name="retain model")
+        suite.grad_norms(retain, retain_pass, "retain model")
 
     metrics: dict[str, dict[str, Any]] = {}
     examples: dict[str, list[dict]] = {}

@@ -49,6 +49,12 @@ recipe(
     {"dpo": 1.0, "retain_nll": 1.0},
 )
 recipe(
+    "altpo",
+    "Mekala et al. 2024: DPO preferring the original model's k = 5 alternate answers (generated once, "
+    "cached in the run) over the forget answer, scaled 2/beta, + retain NLL",
+    {"altpo": 1.0, "retain_nll": 1.0},
+)
+recipe(
     "rmu",
     "Li et al. 2024 (WMDP): steer layer-l activations to c*u on forget, keep them on retain; full mode "
     "on mlp.down_proj of layers l-2..l, as the paper (train.mode=lora trains adapters there instead)",

@@ -49,6 +49,10 @@ class Term:
     # Called with (**params): how many answers the batches draw per forget prompt for the
     # term's split (mismatch's k random normal answers); None: one.
     draws: Callable[..., int] | None = None
+    # Called with (**params): the settings of answers the original model generates per forget
+    # record before training (altpo's alternates: k, temperature, max_new_tokens, seed), read by
+    # the "alternate" batch; None: the term needs none.
+    generated_answers: Callable[..., dict[str, Any]] | None = None
 
     def params(self) -> dict[str, Any]:
         return {k: f.default for k, f in self.params_model.model_fields.items()}
@@ -83,6 +87,7 @@ def term(
     before_training: Callable[..., dict[str, torch.nn.Module]] | None = None,
     after_training: Callable[..., dict[str, Any] | None] | None = None,
     draws: Callable[..., int] | None = None,
+    generated_answers: Callable[..., dict[str, Any]] | None = None,
 ):
     """Register `fn(ctx, **params) -> scalar`; its keyword defaults become typed parameters.
     The other keywords are the `Term` fields of the same names."""
@@ -111,6 +116,7 @@ def term(
             before_training,
             after_training,
             draws,
+            generated_answers,
         )
         return fn
 
@@ -215,6 +221,11 @@ class Objective:
                 if record is not None:
                     done[t.term.name] = record
         return done
+
+    def generated_answers(self) -> dict[str, Any] | None:
+        """Settings of the answers some term has the original model generate before training."""
+        found = [t.term.generated_answers(**t.params) for t in self.terms if t.term.generated_answers]
+        return found[0] if found else None
 
     def __call__(self, ctx: StepContext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if self._layers is None:

@@ -2,6 +2,7 @@
 
 from lm_unlearn.objectives import recipes  # noqa: F401, E402
 from lm_unlearn.objectives.terms import (  # noqa: F401
+    altpo,
     ce_u,
     dpo,
     ga,

@@ -1,0 +1,69 @@
+"""The gradient-norm membership attack: its score, its gradients, and a toy model whose members
+are known (fine-tuned on them, so their gradients are smaller)."""
+
+import numpy as np
+import pytest
+import torch
+
+from lm_unlearn.data import PromptFormat, Record, collate, encode_records
+from lm_unlearn.evaluation import mia
+from lm_unlearn.evaluation.likelihood import gradient_norms
+
+MEMBERS = [Record(f"Member question {i}?", f"The member answer is {i} apples.", f"m{i}") for i in range(4)]
+OTHERS = [Record(f"Other question {i}?", f"Nobody said {i} pears here.", f"o{i}") for i in range(4)]
+
+
+def test_score_is_the_negated_mean_of_the_tensor_norms():
+    assert mia.grad_norm_score(np.array([3.0, 4.0, 8.0])) == pytest.approx(-5.0)
+
+
+def test_gradient_norms_equal_autograd_per_tensor_and_leave_the_model_as_it_was(tiny):
+    model, fmt = tiny.model, PromptFormat.choose(tiny.tokenizer, "chat")
+    frozen = next(model.parameters())
+    frozen.requires_grad_(False)  # frozen parameters count too, and stay frozen
+    model.train()
+    found = gradient_norms(model, fmt, MEMBERS[:2], max_length=64)
+    assert not frozen.requires_grad and model.training
+    assert all(q.grad is None for q in model.parameters())
+    for record, norms in zip(MEMBERS[:2], found):
+        model.eval()
+        for q in model.parameters():
+            q.requires_grad_(True)
+        batch = collate(encode_records([record], fmt, 64), tiny.tokenizer.pad_token_id)
+        logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+        targets = batch.labels[:, 1:]
+        mask = targets != -100
+        loss = torch.nn.functional.cross_entropy(logits[:, :-1][mask], targets[mask])
+        grads = torch.autograd.grad(loss, list(model.parameters()))
+        expected = sorted(float(g.norm()) for g in grads)
+        assert sorted(norms.tolist()) == pytest.approx(expected, rel=1e-5)
+        assert mia.grad_norm_score(norms) == pytest.approx(-np.mean(expected), rel=1e-5)
+
+
+def test_members_of_a_fine_tuned_toy_model_have_smaller_gradients(tiny):
+    model, fmt = tiny.model, PromptFormat.choose(tiny.tokenizer, "chat")
+    batch = collate(encode_records(MEMBERS, fmt, 64), tiny.tokenizer.pad_token_id)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    torch.manual_seed(0)
+    for _ in range(40):  # the members are learned: low loss, near a minimum
+        logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+        targets = batch.labels[:, 1:]
+        mask = targets != -100
+        torch.nn.functional.cross_entropy(logits[:, :-1][mask], targets[mask]).backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    members = [mia.grad_norm_score(n) for n in gradient_norms(model, fmt, MEMBERS, max_length=64)]
+    others = [mia.grad_norm_score(n) for n in gradient_norms(model, fmt, OTHERS, max_length=64)]
+    assert max(others) < min(members)  # every member scores as likelier a member
+    assert mia.auc(members, others) == 1.0
+
+
+def test_the_attack_is_in_eval_json_and_the_reports_mia_table(full_result):
+    from lm_unlearn.report import render_report
+
+    for name in ("model", "original", "retain_model"):
+        assert 0.0 <= full_result["metrics"][name]["mia.grad_norm.auc"] <= 1.0
+    assert "mia.grad_norm.privleak" in full_result["metrics"]["model"]
+    assert "first 32 forget and held-out" in full_result["info"]["definitions"]["mia"]["grad_norm"]
+    mia_section = render_report(full_result).split("Privacy: membership inference", 1)[1]
+    assert "mia.grad_norm.auc" in mia_section.split("</section>", 1)[0]
