@@ -253,11 +253,10 @@ class RunConfig(Strict):
 
     @model_validator(mode="after")
     def _method_or_objective(self) -> RunConfig:
-        if self.method is None and self.objective is None:
-            if self.is_demo():
-                self._use_demo_recipe()
-            else:
-                self.method = "yao"
+        if self.method is None and self.is_demo() and self._tweaks_demo_recipe():
+            self._use_demo_recipe()
+        elif self.method is None and self.objective is None:
+            self.method = "yao"
         if "mode" not in self.train.model_fields_set and self.objective is None:
             from lm_unlearn.objectives.registry import recipe_train_mode
 
@@ -267,10 +266,21 @@ class RunConfig(Strict):
     def is_demo(self) -> bool:
         return self.data.forget is None and self.data.requests is None
 
+    def _tweaks_demo_recipe(self) -> bool:
+        """No objective, or one that only sets parameters of the demo recipe's own terms (e.g.
+        `--set objective.rmu.alpha=400`): the demo recipe, with those parameters changed."""
+        demo_terms = DEMO_RECIPE["objective"]
+        given = self.objective or {}
+        return all(name in demo_terms and isinstance(spec, dict) for name, spec in given.items())
+
     def _use_demo_recipe(self) -> None:
-        """The demo without a method or objective: DEMO_RECIPE, and its training settings where
-        the user set none."""
-        self.method, self.objective = DEMO_RECIPE["method"], dict(DEMO_RECIPE["objective"])
+        """The demo without a method: DEMO_RECIPE with the user's term parameters over its own,
+        and its training settings where the user set none."""
+        given = self.objective or {}
+        self.method = DEMO_RECIPE["method"]
+        self.objective = {
+            name: {**spec, **given.get(name, {})} for name, spec in DEMO_RECIPE["objective"].items()
+        }
         for key, value in DEMO_RECIPE["train"].items():
             if key not in self.train.model_fields_set:
                 setattr(self.train, key, value)
