@@ -113,13 +113,16 @@ class Validator:
         from lm_unlearn.evaluation.judges import KeywordJudge
 
         values: dict[str, float] = {}
-        if self.forget and self.judge_patterns:
-            answers = self._answers(model, self.forget)
+        forget = self.forget if self.judge_patterns else []
+        # One generate call for both splits: a CPU decode step reads every weight whatever the
+        # batch, so 4 + 8 prompts in one batch cost little more than 4 alone.
+        answers = self._answers(model, forget + self.retain)
+        if forget:
             self._judge = self._judge or KeywordJudge(self.judge_patterns)  # compiled once
-            flags = self._judge.scores(answers)
+            flags = self._judge.scores(answers[: len(forget)])
             values["val_judge_rate"] = sum(flags) / len(flags)
         if self.retain:
-            answers = self._answers(model, self.retain)
+            answers = answers[len(forget) :]
             if keep_original:
                 self.original_answers = answers
             sims = [tm.rouge_l(a, o)[2] for a, o in zip(answers, self.original_answers)]
@@ -127,6 +130,8 @@ class Validator:
         return values
 
     def _answers(self, model, records: list[Record]) -> list[str]:
+        if not records:
+            return []
         out = generate(
             model,
             self.fmt.tokenizer,
