@@ -8,7 +8,7 @@ from lm_unlearn.engine import train
 from lm_unlearn.models import load_model
 
 
-@pytest.mark.parametrize("method", ["npo+kl", "graddiff", "wga"])
+@pytest.mark.parametrize("method", ["npo+kl", "graddiff", "wga", "gru"])
 def test_8x1_equals_1x8(tmp_path, tiny_model_dir, method):
     runs = {}
     for batch, accum in ((8, 1), (1, 8)):

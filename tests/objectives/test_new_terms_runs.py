@@ -1,4 +1,5 @@
-"""wga, satimp, ce_u and pdu through train() on the tiny model: forget NLL rises; pdu resumes exactly."""
+"""wga, satimp, ce_u, pdu and gru through train() on the tiny model: forget NLL rises; pdu and gru
+resume exactly; gru changes the step only where its rule says."""
 
 import json
 
@@ -19,7 +20,7 @@ def taught_dir(tmp_path_factory, tiny_model_dir):
     return train(tiny_run_config(root, tiny_model_dir, **settings), root / "run").run_dir / "model"
 
 
-@pytest.mark.parametrize("method", ["wga", "satimp", "ce_u", "pdu"])
+@pytest.mark.parametrize("method", ["wga", "satimp", "ce_u", "pdu", "gru"])
 def test_recipe_raises_forget_nll(tmp_path, taught_dir, method):
     settings = {"method": method, "train.max_steps": 6, "train.batch_size": 4, "train.schedule": "constant"}
     rows = train(tiny_run_config(tmp_path, taught_dir, **settings), tmp_path / "run").history
@@ -40,3 +41,32 @@ def test_pdu_resume_continues_the_dual_variable_exactly(tmp_path, tiny_model_dir
     assert len(set(duals)) == 4  # it moved at every step
     assert [r["pdu_dual"] for r in resumed.history] == duals
     assert [r["loss"] for r in resumed.history] == [r["loss"] for r in straight.history]
+
+
+def unlearn(root, model_dir, **settings):
+    settings = {"train.max_steps": 6, "train.batch_size": 4, "train.schedule": "constant", **settings}
+    return train(tiny_run_config(root, model_dir, **settings), root / "run")
+
+
+def test_gru_changes_only_the_steps_whose_gradient_conflicts_with_retain(tmp_path, taught_dir):
+    plain = unlearn(tmp_path / "npo", taught_dir, method="npo").history
+    rectified = unlearn(tmp_path / "gru", taught_dir, method="gru").history
+    conflicts = [r["gru_cos"] < 0 for r in rectified]
+    assert any(conflicts) and not all(conflicts), [r["gru_cos"] for r in rectified]
+    first = conflicts.index(True)
+    for a, b in zip(plain[:first], rectified[:first]):  # no projection yet: the same steps
+        assert b["grad_norm"] == pytest.approx(a["grad_norm"], rel=1e-6)
+    assert rectified[first]["grad_norm"] != pytest.approx(plain[first]["grad_norm"], rel=1e-4)
+
+
+def test_gru_resumes_exactly_with_its_average_retain_gradient(tmp_path, taught_dir, monkeypatch):
+    settings = {"method": "gru", "train.max_steps": 6, "train.batch_size": 4, "train.checkpoint_every": 3}
+    straight = train(tiny_run_config(tmp_path / "a", taught_dir, **settings), tmp_path / "a" / "run")
+    cfg = tiny_run_config(tmp_path / "b", taught_dir, **settings)
+    train_until_checkpoint(cfg, tmp_path / "b" / "run", monkeypatch)
+    saved = ckpt.latest_checkpoint(tmp_path / "b" / "run")
+    assert (saved / "terms.safetensors").is_file()  # gru's average retain gradient
+    resumed = train(cfg, tmp_path / "b" / "run", resume=True)
+    for key in ("loss", "grad_norm", "forget_nll"):
+        assert [r[key] for r in resumed.history] == [r[key] for r in straight.history], key
+    assert any(r["gru_cos"] < 0 for r in straight.history[3:])  # projected after the resume

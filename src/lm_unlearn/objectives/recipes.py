@@ -39,6 +39,12 @@ recipe(
     {"pdu": 1.0},
 )
 recipe(
+    "gru",
+    "Wang et al. 2025: npo with its gradient projected off the (averaged) retain gradient where they "
+    "conflict (GRU on NPO)",
+    {"npo": 1.0, "gru": 1.0},
+)
+recipe(
     "idk",
     "Maini et al. 2024 (TOFU): NLL of a refusal on forget prompts + retain NLL",
     {"idk": 1.0, "retain_nll": 1.0},

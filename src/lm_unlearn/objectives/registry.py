@@ -34,6 +34,12 @@ class Term:
     # True: reads only captured layer outputs, no logits (RMU): a forward stops after the last
     # captured layer, so the layers above it and the LM head never run.
     hidden_only: bool = False
+    # A term whose value only gives a direction (GRU's retain gradient): its gradient is kept
+    # apart from the update, and before the optimizer step the engine calls
+    # rectify(update, own, state, **params), which rewrites the other terms' gradients `update`
+    # in place given its own `own` (lists over the trainable parameters, None for no gradient)
+    # and returns values to log.
+    rectify: Callable[..., dict[str, float]] | None = None
 
     def params(self) -> dict[str, Any]:
         return {k: f.default for k, f in self.params_model.model_fields.items()}
@@ -61,6 +67,7 @@ def term(
     layers: Callable[..., tuple[int, ...]] | None = None,
     trainable: Callable[..., Callable[[str], bool]] | None = None,
     hidden_only: bool = False,
+    rectify: Callable[..., dict[str, float]] | None = None,
 ):
     """Register `fn(ctx, **params) -> scalar`; its keyword defaults become typed parameters."""
 
@@ -82,6 +89,7 @@ def term(
             trainable,
             full_logits,
             hidden_only,
+            rectify,
         )
         return fn
 
@@ -118,9 +126,10 @@ class Objective:
             raise ConfigError("the objective has no terms")
         self.terms = terms
         self._layers: tuple[int, ...] | None = None
-        # Per term, values it carries from one micro-step to the next (pdu's dual variable).
-        # Plain floats, so checkpoints store them in JSON exactly and a resumed run continues them.
-        self.state: dict[str, dict[str, float]] = {t.term.name: {} for t in terms}
+        # Per term, values it carries from one micro-step to the next (pdu's dual variable, gru's
+        # average retain gradient). Plain floats (checkpoints store them in JSON exactly) or lists
+        # of tensors (stored in safetensors), so a resumed run continues them.
+        self.state: dict[str, dict[str, Any]] = {t.term.name: {} for t in terms}
 
     @property
     def needs_reference(self) -> bool:
@@ -158,7 +167,17 @@ class Objective:
     def has(self, term_name: str) -> bool:
         return any(t.term.name == term_name for t in self.terms)
 
+    @property
+    def rectifying(self) -> list[WeightedTerm]:
+        """Terms whose gradient only rectifies the others' (gru), kept apart from the update."""
+        return [t for t in self.terms if t.term.rectify is not None]
+
+    def weighted(self, values: dict[str, torch.Tensor], names: tuple[str, ...]) -> torch.Tensor:
+        """sum of weight * value over the named terms."""
+        return sum(t.weight * values[t.term.name] for t in self.terms if t.term.name in names)
+
     def __call__(self, ctx: StepContext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(the weighted sum of the terms, rectifying ones left out; each term's value)."""
         if self._layers is None:
             self._layers = self.hidden_layers(ctx.model)
         ctx.hidden_layers = self._layers
@@ -168,10 +187,21 @@ class Objective:
         for t in self.terms:
             ctx.state = self.state.setdefault(t.term.name, {})
             values[t.term.name] = t(ctx)
-        total = sum(t.weight * values[t.term.name] for t in self.terms)
+        total = sum(t.weight * values[t.term.name] for t in self.terms if t.term.rectify is None)
         for name, state in self.state.items():  # logged beside the terms, e.g. pdu_dual
-            values.update({f"{name}_{k}": torch.tensor(float(v)) for k, v in state.items()})
+            scalars = {k: v for k, v in state.items() if isinstance(v, int | float)}
+            values.update({f"{name}_{k}": torch.tensor(float(v)) for k, v in scalars.items()})
         return total, values
+
+    def rectify(self, update: list, apart: dict[str, list]) -> dict[str, float]:
+        """Let each rectifying term rewrite the update's gradients (in place) given its own
+        gradient apart[name]; returns what they log."""
+        logged: dict[str, float] = {}
+        for t in self.rectifying:
+            state = self.state.setdefault(t.term.name, {})
+            found = t.term.rectify(update, apart[t.term.name], state, **t.params)
+            logged.update({f"{t.term.name}_{k}": v for k, v in found.items()})
+        return logged
 
     def describe(self) -> str:
         return " + ".join(f"{t.weight:g}*{t.term.name}" for t in self.terms)
@@ -198,6 +228,12 @@ def build_objective(method: str | None, objective: dict | None) -> Objective:
             details = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
             raise ConfigError(f"objective.{name}: {details}") from None
         terms.append(WeightedTerm(TERMS[name], float(weight), params))
+    if terms and all(t.term.rectify is not None for t in terms):
+        names = ", ".join(t.term.name for t in terms)
+        raise ConfigError(
+            f"objective: {names} only rectify the gradient of other terms; add an unlearning term, "
+            f"e.g. objective={{npo: 1, {terms[0].term.name}: 1}}"
+        )
     return Objective(terms)
 
 
