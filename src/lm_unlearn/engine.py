@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from lm_unlearn import checkpoint as ckpt
+from lm_unlearn import sam
 from lm_unlearn.config import RunConfig
 from lm_unlearn.data import PromptFormat, encode_records, read_records
 from lm_unlearn.data.sampling import StepData, read_refusals
@@ -77,8 +78,8 @@ class TrainState:
     validator: Validator | None
     keeper: Keeper
     frozen_bf16: int
-    # Terms whose gradients are kept apart from .grad, by group (a rectifying term's own name,
-    # e.g. "gru"), and the step's kept gradients.
+    # Terms whose gradients are kept apart from .grad, by group ("sam": the forget terms under
+    # train.sam_rho; a rectifying term's own name, e.g. "gru"), and the step's kept gradients.
     apart: dict[str, tuple[str, ...]] = field(default_factory=dict)
     apart_grads: dict[str, list[torch.Tensor | None]] = field(default_factory=dict)
     manifest: dict[str, Any] = field(default_factory=dict)
@@ -175,7 +176,7 @@ def setup(cfg: RunConfig, run_dir: Path, resume: bool = False) -> TrainState:
     state = TrainState(
         cfg, run_dir, accelerator, precision, objective, source, model, unwrapped, params, optimizer,
         scheduler, data, reference_forward, validator, Keeper(t.target, baseline), frozen_bf16,
-        apart_groups(objective),
+        apart_groups(objective, t.sam_rho),
     )  # fmt: skip
     describe = {"mask": mask, "frozen_dtype": {"dtype": frozen_dtype, "parameters": frozen_bf16}}
     open_run_dir(state, records, resume, describe)
@@ -247,7 +248,7 @@ def run_loop(state: TrainState) -> tuple[int, str]:
     while step < t.max_steps:
         sums, tokens, failure = micro_steps(state, step)
         if failure is None and state.apart:
-            failure = adjust_gradients(state, step, sums)  # e.g. GRU's projection
+            failure = adjust_gradients(state, step, sums)  # SAM's second pass, GRU's projection
         grad_norm = None
         if failure is None:
             grad_norm = acc.clip_grad_norm_(state.params, t.max_grad_norm or float("inf"))
@@ -294,25 +295,32 @@ def run_loop(state: TrainState) -> tuple[int, str]:
     return step, stop_reason
 
 
-def apart_groups(objective: Objective) -> dict[str, tuple[str, ...]]:
-    """Terms whose gradients micro_steps keeps apart from .grad, by group: each rectifying term
-    (gru). Empty for plain recipes."""
-    return {w.term.name: (w.term.name,) for w in objective.rectifying}
+def apart_groups(objective: Objective, sam_rho: float) -> dict[str, tuple[str, ...]]:
+    """Terms whose gradients micro_steps keeps apart from .grad, by group: SAM's forget terms
+    (train.sam_rho > 0) and each rectifying term (gru). Empty for plain recipes."""
+    groups = {w.term.name: (w.term.name,) for w in objective.rectifying}
+    if sam_rho > 0:
+        groups["sam"] = sam.forget_terms(objective)
+    return groups
 
 
-def micro_steps(state: TrainState, step: int) -> tuple[dict[str, float], int, str | None]:
+def micro_steps(
+    state: TrainState, step: int, only: tuple[str, ...] | None = None
+) -> tuple[dict[str, float], int, str | None]:
     """Forward and backward over grad_accum micro-batches: (summed values, tokens, failure).
 
     The gradients of state.apart's groups go to state.apart_grads, the others' to .grad.
+    only: run just these terms, all into .grad (SAM's pass at the perturbed weights).
     """
     t, acc = state.cfg.train, state.accelerator
     accum = t.grad_accum
-    groups = state.apart
+    groups = state.apart if only is None else {}
     kept = {n for names in groups.values() for n in names}
     update_terms = tuple(w.term.name for w in state.objective.terms if w.term.name not in kept)
     # bf16: one forward over all splits saves the per-split bf16 weight copies (context.py); fp32
     # has no copies to save, so it keeps per-split shapes (and their exact rounding).
-    splits = sorted({s for w in state.objective.terms for s in w.term.splits})
+    running = [w for w in state.objective.terms if only is None or w.term.name in only]
+    splits = sorted({s for w in running for s in w.term.splits})
     together = tuple(splits) if state.precision == "bf16" else ()
     sums: dict[str, float] = defaultdict(float)
     tokens = 0
@@ -331,7 +339,7 @@ def micro_steps(state: TrainState, step: int) -> tuple[dict[str, float], int, st
         # the gradients over processes once (DDP allows one synchronised backward per forward).
         local = micro < accum - 1 or bool(state.apart)
         with acc.no_sync(state.model) if local else nullcontext():
-            loss, values = state.objective(ctx)
+            loss, values = state.objective(ctx, only)
             parts = {g: state.objective.weighted(values, names) for g, names in groups.items()}
             ok = all(torch.isfinite(torch.as_tensor(v)).all() for v in [loss, *parts.values()])
             ok = torch.tensor(float(ok), device=acc.device)
@@ -344,6 +352,8 @@ def micro_steps(state: TrainState, step: int) -> tuple[dict[str, float], int, st
             if torch.is_tensor(update) and update.requires_grad:
                 acc.backward(update / accum)
         sums["loss"] += loss.item() / accum
+        if only is not None:  # the perturbed pass logs only its loss
+            continue
         for name, value in values.items():
             sums[name] += value.item() / accum
         if "forget" in ctx.computed and ctx.computed["forget"].has_logits:  # not for RMU's early exit
@@ -370,12 +380,19 @@ def backward_apart(state: TrainState, parts: dict[str, torch.Tensor], accum: int
 
 def adjust_gradients(state: TrainState, step: int, sums: dict[str, float]) -> str | None:
     """The step's gradient hook, between the backward passes and the clip, for objectives that
-    keep gradients apart (plain recipes never come here): each rectifying term (gru) rewrites
+    keep gradients apart (plain recipes never come here). SAM (train.sam_rho): the forget terms'
+    gradient again at w + rho * g/|g|, added to .grad; then each rectifying term (gru) rewrites
     .grad given its own gradient. Returns a failure, or None."""
     acc, params, kept = state.accelerator, state.params, state.apart_grads
     state.apart_grads = {}
     for grads in kept.values():
         _mean_grads_over_processes(acc, grads)
+    if "sam" in kept:
+        with sam.perturbed(params, kept.pop("sam"), state.cfg.train.sam_rho):
+            again, _, failure = micro_steps(state, step, only=state.apart["sam"])
+        if failure is not None:
+            return f"{failure} at the SAM-perturbed weights"
+        sums["sam_loss"] = again["loss"]
     _mean_grads_over_processes(acc, [p.grad for p in params])
     update = [p.grad for p in params]
     sums.update(state.objective.rectify(update, kept))

@@ -1,4 +1,4 @@
-"""gru's projection against hand computations on tiny tensors."""
+"""gru's projection and sam's perturbation against hand computations on tiny tensors."""
 
 import math
 
@@ -6,10 +6,12 @@ import pytest
 import torch
 from term_helpers import LOG, batch_of, context
 
+from lm_unlearn.config import validate_config
 from lm_unlearn.data.tokenize import IGNORE
 from lm_unlearn.errors import ConfigError
 from lm_unlearn.objectives import build_objective
 from lm_unlearn.objectives.terms.gru import gru_rectify
+from lm_unlearn.sam import forget_terms, perturbation, perturbed
 
 
 def vec(*xs):
@@ -72,6 +74,42 @@ def test_gru_alone_is_refused():
         build_objective(None, {"gru": 1.0})
 
 
+def test_sam_perturbation_on_a_quadratic():
+    # L(w) = 1/2 w^T A w, A = diag(1, 4), w = (1, 1): g = A w = (1, 4), |g| = sqrt(17).
+    rho = 0.1
+    a = vec(1.0, 4.0)
+    w = torch.nn.Parameter(vec(1.0, 1.0))
+    g = [a * w.detach()]
+    eps = rho * vec(1.0, 4.0) / math.sqrt(17)
+    torch.testing.assert_close(perturbation(g, rho)[0], eps)
+    before = w.detach().clone()
+    with perturbed([w], g, rho):
+        torch.testing.assert_close(w.detach(), before + eps)
+        (0.5 * (a * w * w).sum()).backward()  # the gradient at w + eps
+    assert torch.equal(w.detach(), before)  # restored exactly
+    torch.testing.assert_close(w.grad, a * (before + eps))  # A (w + eps), applied at w
+
+
+def test_sam_without_a_forget_gradient_does_not_move():
+    assert perturbation([torch.zeros(2), None], 0.1) == [None, None]
+
+
+def test_sam_perturbs_the_forget_terms_only():
+    assert forget_terms(build_objective(None, {"npo": 1.0, "retain_nll": 1.0, "kl": 1.0})) == ("npo",)
+    assert forget_terms(build_objective("yao", None)) == ("ga", "mismatch")
+    with pytest.raises(ConfigError, match="train.sam_rho perturbs the forget terms"):
+        forget_terms(build_objective(None, {"retain_nll": 1.0}))
+
+
+def test_sam_config():
+    assert validate_config({"method": "sam", "data": {"forget": {"path": "f.jsonl"}}}).train.sam_rho == 0.01
+    mine = {"method": "sam", "train": {"sam_rho": 0.05}, "data": {"forget": {"path": "f.jsonl"}}}
+    assert validate_config(mine).train.sam_rho == 0.05
+    assert validate_config({"method": "npo"}).train.sam_rho == 0.0
+    with pytest.raises(ConfigError, match=r"train.sam_rho: Input should be greater than or equal to 0"):
+        validate_config({"method": "npo", "train": {"sam_rho": -0.1}})
+
+
 def test_gru_without_retain_data_says_what_is_missing(tmp_path, tiny_model_dir):
     from tiny import tiny_run_config
 
@@ -82,11 +120,11 @@ def test_gru_without_retain_data_says_what_is_missing(tmp_path, tiny_model_dir):
         train(cfg, tmp_path / "run")
 
 
-def test_unlearn_methods_lists_gru():
+def test_unlearn_methods_lists_gru_and_sam():
     from typer.testing import CliRunner
 
     from lm_unlearn.cli import app
 
     recipes, terms = CliRunner().invoke(app, ["methods"]).output.split("Terms")
-    assert "  gru " in recipes
+    assert "  gru " in recipes and "  sam " in recipes and "sam_rho" in recipes
     assert "  gru " in terms and "ema=0.8" in terms and "retain_weight=0.0" in terms

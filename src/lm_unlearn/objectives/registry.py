@@ -100,12 +100,12 @@ def recipe(name: str, summary: str, objective: dict, **settings: Any) -> None:
     RECIPES[name] = Recipe(name, summary, objective, settings)
 
 
-def recipe_train_mode(method: str | None) -> str | None:
-    """The `train.mode` a recipe implies (its paper's set-up), if any; the config applies it
-    unless `train.mode` is given."""
+def recipe_train_settings(method: str | None) -> dict[str, Any]:
+    """The `train.*` settings a recipe implies (its paper's set-up: rmu's mode=full, sam's
+    sam_rho); the config applies each one the user did not set."""
     _load_builtin_terms()
     found = RECIPES.get(method or "")
-    return found.settings.get("train_mode") if found else None
+    return dict(found.settings.get("train", {})) if found else {}
 
 
 @dataclass(frozen=True)
@@ -176,18 +176,22 @@ class Objective:
         """sum of weight * value over the named terms."""
         return sum(t.weight * values[t.term.name] for t in self.terms if t.term.name in names)
 
-    def __call__(self, ctx: StepContext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """(the weighted sum of the terms, rectifying ones left out; each term's value)."""
+    def __call__(
+        self, ctx: StepContext, only: tuple[str, ...] | None = None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(the weighted sum of the terms, rectifying ones left out; each term's value).
+        only: compute just these terms (SAM's pass at perturbed weights)."""
         if self._layers is None:
             self._layers = self.hidden_layers(ctx.model)
         ctx.hidden_layers = self._layers
         ctx.full_logits = self.full_logits
         ctx.hidden_only = bool(self._layers) and all(t.term.hidden_only for t in self.terms)
+        terms = [t for t in self.terms if only is None or t.term.name in only]
         values = {}
-        for t in self.terms:
+        for t in terms:
             ctx.state = self.state.setdefault(t.term.name, {})
             values[t.term.name] = t(ctx)
-        total = sum(t.weight * values[t.term.name] for t in self.terms if t.term.rectify is None)
+        total = sum(t.weight * values[t.term.name] for t in terms if t.term.rectify is None)
         for name, state in self.state.items():  # logged beside the terms, e.g. pdu_dual
             scalars = {k: v for k, v in state.items() if isinstance(v, int | float)}
             values.update({f"{name}_{k}": torch.tensor(float(v)) for k, v in scalars.items()})
