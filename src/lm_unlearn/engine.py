@@ -388,8 +388,11 @@ def adjust_gradients(state: TrainState, step: int, sums: dict[str, float]) -> st
     for grads in kept.values():
         _mean_grads_over_processes(acc, grads)
     if "sam" in kept:
+        terms = state.objective.state  # the pass at w's term state counts (pdu's dual), not this one's
+        saved = {name: dict(terms.get(name, {})) for name in state.apart["sam"]}
         with sam.perturbed(params, kept.pop("sam"), state.cfg.train.sam_rho):
             again, _, failure = micro_steps(state, step, only=state.apart["sam"])
+        terms.update(saved)
         if failure is not None:
             return f"{failure} at the SAM-perturbed weights"
         sums["sam_loss"] = again["loss"]

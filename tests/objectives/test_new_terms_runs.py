@@ -69,6 +69,14 @@ def test_sam_with_a_vanishing_rho_takes_the_plain_step(tmp_path, taught_dir):
     assert sharp[-1]["grad_norm"] != pytest.approx(plain[-1]["grad_norm"], rel=1e-3)
 
 
+def test_sam_keeps_term_state_from_the_pass_at_w(tmp_path, tiny_model_dir):
+    settings = {"method": "pdu", "train.sam_rho": 0.01, "train.max_steps": 3, "train.grad_accum": 2}
+    rows = train(tiny_run_config(tmp_path, tiny_model_dir, **settings), tmp_path / "run").history
+    # one dual update per micro-batch at w (logged: the mean over the step's two micro-batches);
+    # counting the perturbed pass's too would give [1.5, 5.5, 9.5]
+    assert [r["pdu_updates"] for r in rows] == [1.5, 3.5, 5.5]
+
+
 @pytest.mark.parametrize("method", ["gru", "sam"])
 def test_gru_and_sam_resume_exactly(tmp_path, taught_dir, monkeypatch, method):
     settings = {"method": method, "train.max_steps": 6, "train.batch_size": 4, "train.checkpoint_every": 3}
