@@ -1,6 +1,7 @@
 """Resumable checkpoints in safetensors + JSON (no pickles), written atomically.
 
-Layout: checkpoints/step-000040/{trainable.safetensors, optimizer.safetensors, state.json}.
+Layout: checkpoints/step-000040/{trainable.safetensors, optimizer.safetensors, state.json}, and
+terms.safetensors when a term keeps tensors (gru's average retain gradient).
 A directory only gets its final name once every file in it is complete, so an interrupted
 save leaves a `.tmp-*` directory that `latest_checkpoint` ignores.
 """
@@ -52,6 +53,36 @@ def restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict, meta: dic
     optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 
+def term_state(terms: dict[str, dict[str, Any]]) -> tuple[dict[str, dict[str, Any]], dict[str, torch.Tensor]]:
+    """Split the objective's term state into JSON values and tensors: a list of tensors (one per
+    trainable parameter, None for none) under terms[name][key] becomes "name.key.i" entries."""
+    scalars: dict[str, dict[str, Any]] = {}
+    tensors: dict[str, torch.Tensor] = {}
+    for name, entries in terms.items():
+        scalars[name] = {}
+        for key, value in entries.items():
+            if isinstance(value, list):
+                for i, t in enumerate(value):
+                    if t is not None:
+                        tensors[f"{name}.{key}.{i}"] = t.detach().to("cpu").contiguous()
+                scalars[name][key] = {"tensors": len(value)}
+            else:
+                scalars[name][key] = value
+    return scalars, tensors
+
+
+def restore_term_state(scalars: dict[str, dict[str, Any]], tensors: dict[str, torch.Tensor]) -> dict:
+    """The inverse of term_state (tensors stay on the CPU until a term moves them)."""
+    terms: dict[str, dict[str, Any]] = {}
+    for name, entries in scalars.items():
+        terms[name] = {}
+        for key, value in entries.items():
+            if isinstance(value, dict) and "tensors" in value:
+                value = [tensors.get(f"{name}.{key}.{i}") for i in range(value["tensors"])]
+            terms[name][key] = value
+    return terms
+
+
 def save_checkpoint(
     run_dir: Path,
     step: int,
@@ -59,16 +90,19 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer,
     scheduler,
     keep: int = 1,
-    terms: dict[str, dict[str, float]] | None = None,
+    terms: dict[str, dict[str, Any]] | None = None,
 ) -> Path:
     """terms: the objective's per-term state (Objective.state, e.g. pdu's dual variable)."""
     opt_tensors, opt_meta = optimizer_state(optimizer)
+    term_scalars, term_tensors = term_state(terms or {})
 
     def fill(tmp: Path) -> None:
         save_file(trainable_state(model), str(tmp / "trainable.safetensors"))
         save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
+        if term_tensors:
+            save_file(term_tensors, str(tmp / "terms.safetensors"))
         state = {"step": step, "optimizer": opt_meta, "scheduler": scheduler.state_dict()}
-        state["terms"] = terms or {}
+        state["terms"] = term_scalars
         (tmp / "state.json").write_text(json.dumps(state, indent=1))
 
     root = RunDir(run_dir).checkpoints
@@ -128,5 +162,6 @@ def load_checkpoint(
     restore_optimizer(optimizer, load_file(str(path / "optimizer.safetensors")), state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     if terms is not None:
-        terms.update(state.get("terms", {}))
+        tensors = load_file(str(path / "terms.safetensors")) if (path / "terms.safetensors").is_file() else {}
+        terms.update(restore_term_state(state.get("terms", {}), tensors))
     return int(state["step"])

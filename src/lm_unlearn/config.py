@@ -193,6 +193,13 @@ class TrainConfig(Strict):
         "them ('precompute'; no second model in memory).",
     )
     mask: MaskConfig = Field(default_factory=MaskConfig, description="Restrict updates to some parameters.")
+    sam_rho: float = Field(
+        0.0,
+        ge=0,
+        description="Sharpness-aware unlearning (Fan et al. 2025) on top of any recipe: the forget terms' "
+        "gradient is taken at w + sam_rho * g/|g| (g: their gradient at w) and applied at w; retain-only "
+        "terms stay at w. 0: off. Costs a second forward and backward of the forget terms per step.",
+    )
 
 
 class SaveConfig(Strict):
@@ -257,10 +264,12 @@ class RunConfig(Strict):
             self._use_demo_recipe()
         elif self.method is None and self.objective is None:
             self.method = "yao"
-        if "mode" not in self.train.model_fields_set and self.objective is None:
-            from lm_unlearn.objectives.registry import recipe_train_mode
+        if self.objective is None:
+            from lm_unlearn.objectives.registry import recipe_train_settings
 
-            self.train.mode = recipe_train_mode(self.method) or self.train.mode  # e.g. rmu: full
+            for key, value in recipe_train_settings(self.method).items():  # rmu: mode=full; sam: sam_rho
+                if key not in self.train.model_fields_set:
+                    setattr(self.train, key, value)
         return self
 
     def is_demo(self) -> bool:

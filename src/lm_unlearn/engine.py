@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from lm_unlearn import checkpoint as ckpt
+from lm_unlearn import sam
 from lm_unlearn.config import RunConfig
 from lm_unlearn.data import PromptFormat, read_records
 from lm_unlearn.data.sampling import StepData
@@ -81,6 +82,10 @@ class TrainState:
     validator: Validator | None
     keeper: Keeper
     frozen_bf16: int
+    # Terms whose gradients are kept apart from .grad, by group ("sam": the forget terms under
+    # train.sam_rho; a rectifying term's own name, e.g. "gru"), and the step's kept gradients.
+    apart: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    apart_grads: dict[str, list[torch.Tensor | None]] = field(default_factory=dict)
     manifest: Manifest = field(default_factory=Manifest)
     history: list[dict[str, Any]] = field(default_factory=list)
     start_step: int = 0
@@ -161,6 +166,7 @@ def setup(cfg: RunConfig, run_dir: Path, resume: bool = False) -> TrainState:
     state = TrainState(
         cfg, run_dir, accelerator, precision, objective, source, model, unwrapped, params, optimizer,
         scheduler, data, reference_forward, validator, Keeper(t.target, baseline), frozen_bf16,
+        apart_groups(objective, t.sam_rho),
     )  # fmt: skip
     describe = {"mask": mask, "frozen_dtype": {"dtype": frozen_dtype, "parameters": frozen_bf16}}
     open_run_dir(state, records, resume, describe)
@@ -232,6 +238,8 @@ def run_loop(state: TrainState) -> tuple[int, str]:
     started = time.perf_counter()
     while step < t.max_steps:
         sums, tokens, failure = micro_steps(state, step)
+        if failure is None and state.apart:
+            failure = adjust_gradients(state, step, sums)  # SAM's second pass, GRU's projection
         grad_norm = None
         if failure is None:
             grad_norm = acc.clip_grad_norm_(state.params, t.max_grad_norm or float("inf"))
@@ -278,13 +286,32 @@ def run_loop(state: TrainState) -> tuple[int, str]:
     return step, stop_reason
 
 
-def micro_steps(state: TrainState, step: int) -> tuple[dict[str, float], int, str | None]:
-    """Forward and backward over grad_accum micro-batches: (summed values, tokens, failure)."""
+def apart_groups(objective: Objective, sam_rho: float) -> dict[str, tuple[str, ...]]:
+    """Terms whose gradients micro_steps keeps apart from .grad, by group: SAM's forget terms
+    (train.sam_rho > 0) and each rectifying term (gru). Empty for plain recipes."""
+    groups = {w.term.name: (w.term.name,) for w in objective.rectifying}
+    if sam_rho > 0:
+        groups["sam"] = sam.forget_terms(objective)
+    return groups
+
+
+def micro_steps(
+    state: TrainState, step: int, only: tuple[str, ...] | None = None
+) -> tuple[dict[str, float], int, str | None]:
+    """Forward and backward over grad_accum micro-batches: (summed values, tokens, failure).
+
+    The gradients of state.apart's groups go to state.apart_grads, the others' to .grad.
+    only: run just these terms, all into .grad (SAM's pass at the perturbed weights).
+    """
     t, acc = state.cfg.train, state.accelerator
     accum = t.grad_accum
+    groups = state.apart if only is None else {}
+    kept = {n for names in groups.values() for n in names}
+    update_terms = tuple(w.term.name for w in state.objective.terms if w.term.name not in kept)
     # bf16: one forward over all splits saves the per-split bf16 weight copies (context.py); fp32
     # has no copies to save, so it keeps per-split shapes (and their exact rounding).
-    splits = sorted({s for w in state.objective.terms for s in w.term.splits})
+    running = [w for w in state.objective.terms if only is None or w.term.name in only]
+    splits = sorted({s for w in running for s in w.term.splits})
     together = tuple(splits) if state.precision == "bf16" else ()
     sums: dict[str, float] = defaultdict(float)
     tokens = 0
@@ -299,19 +326,80 @@ def micro_steps(state: TrainState, step: int) -> tuple[dict[str, float], int, st
             acc.device,
         )
         ctx.together = together
-        with acc.no_sync(state.model) if micro < accum - 1 else nullcontext():
-            loss, values = state.objective(ctx)
-            ok = torch.tensor(float(torch.isfinite(loss)), device=acc.device)
+        # With gradients kept apart, every backward stays local and adjust_gradients averages
+        # the gradients over processes once (DDP allows one synchronised backward per forward).
+        local = micro < accum - 1 or bool(state.apart)
+        with acc.no_sync(state.model) if local else nullcontext():
+            loss, values = state.objective(ctx, only)
+            parts = {g: state.objective.weighted(values, names) for g, names in groups.items()}
+            ok = all(torch.isfinite(torch.as_tensor(v)).all() for v in [loss, *parts.values()])
+            ok = torch.tensor(float(ok), device=acc.device)
             if acc.reduce(ok, "sum").item() < acc.num_processes:
                 return sums, tokens, "non-finite loss"
-            acc.backward(loss / accum)
+            update = loss
+            if groups:
+                backward_apart(state, parts, accum)
+                update = state.objective.weighted(values, update_terms)
+            if torch.is_tensor(update) and update.requires_grad:
+                acc.backward(update / accum)
         sums["loss"] += loss.item() / accum
+        if only is not None:  # the perturbed pass logs only its loss
+            continue
         for name, value in values.items():
             sums[name] += value.item() / accum
         if "forget" in ctx.computed and ctx.computed["forget"].has_logits:  # not for RMU's early exit
             sums["forget_nll"] += ctx.computed["forget"].mean_nll.mean().item() / accum
         tokens += ctx.tokens
     return sums, tokens, None
+
+
+def backward_apart(state: TrainState, parts: dict[str, torch.Tensor], accum: int) -> None:
+    """Each part's gradient (divided by accum) added to state.apart_grads[group], .grad left as
+    it was: backward into swapped-in .grad tensors (torch.autograd.grad would not run through
+    reentrant gradient checkpointing)."""
+    params, kept = state.params, state.apart_grads
+    update = [p.grad for p in params]
+    for group, part in parts.items():
+        for p, g in zip(params, kept.get(group) or [None] * len(params)):
+            p.grad = g
+        if torch.is_tensor(part) and part.requires_grad:
+            state.accelerator.backward(part / accum, retain_graph=True)
+        kept[group] = [p.grad for p in params]
+    for p, g in zip(params, update):
+        p.grad = g
+
+
+def adjust_gradients(state: TrainState, step: int, sums: dict[str, float]) -> str | None:
+    """The step's gradient hook, between the backward passes and the clip, for objectives that
+    keep gradients apart (plain recipes never come here). SAM (train.sam_rho): the forget terms'
+    gradient again at w + rho * g/|g|, added to .grad; then each rectifying term (gru) rewrites
+    .grad given its own gradient. Returns a failure, or None."""
+    acc, params, kept = state.accelerator, state.params, state.apart_grads
+    state.apart_grads = {}
+    for grads in kept.values():
+        _mean_grads_over_processes(acc, grads)
+    if "sam" in kept:
+        terms = state.objective.state  # the pass at w's term state counts (pdu's dual), not this one's
+        saved = {name: dict(terms.get(name, {})) for name in state.apart["sam"]}
+        with sam.perturbed(params, kept.pop("sam"), state.cfg.train.sam_rho):
+            again, _, failure = micro_steps(state, step, only=state.apart["sam"])
+        terms.update(saved)
+        if failure is not None:
+            return f"{failure} at the SAM-perturbed weights"
+        sums["sam_loss"] = again["loss"]
+    _mean_grads_over_processes(acc, [p.grad for p in params])
+    update = [p.grad for p in params]
+    sums.update(state.objective.rectify(update, kept))
+    for p, g in zip(params, update):
+        p.grad = g
+    return None
+
+
+def _mean_grads_over_processes(accelerator: Accelerator, grads: list[torch.Tensor | None]) -> None:
+    if accelerator.num_processes > 1:  # not run here: it needs a process group
+        for g in grads:
+            if g is not None:
+                g.copy_(accelerator.reduce(g, "mean"))
 
 
 def log_row(state: TrainState, row: dict[str, Any], bar, loss_keys: list[str]) -> None:

@@ -8,7 +8,7 @@ from lm_unlearn.engine import train
 from lm_unlearn.models import load_model
 
 
-@pytest.mark.parametrize("method", ["npo+kl", "graddiff", "wga"])
+@pytest.mark.parametrize("method", ["npo+kl", "graddiff", "wga", "gru", "sam"])
 def test_8x1_equals_1x8(tmp_path, tiny_model_dir, method):
     runs = {}
     for batch, accum in ((8, 1), (1, 8)):
@@ -25,5 +25,8 @@ def test_8x1_equals_1x8(tmp_path, tiny_model_dir, method):
         assert a["grad_norm"] == pytest.approx(b["grad_norm"], rel=1e-4)
     big = load_model(str(runs[8].run_dir / "model")).model.state_dict()
     small = load_model(str(runs[1].run_dir / "model")).model.state_dict()
+    # SAM's second pass at w + eps adds rounding; Adam (lr 1e-2) turns it into visible updates in
+    # entries whose gradient is near 0 (seen: 1 of 2048 entries off by 2e-5 after 3 steps).
+    atol = 5e-5 if method == "sam" else 1e-5
     for name in big:
-        torch.testing.assert_close(big[name], small[name], rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(big[name], small[name], rtol=1e-4, atol=atol)

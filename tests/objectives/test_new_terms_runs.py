@@ -1,5 +1,6 @@
-"""wga, satimp, ce_u and pdu through train() on the tiny model: forget NLL rises; pdu and yao's
-k-answer mismatch resume exactly."""
+"""wga, satimp, ce_u, pdu, gru and sam through train() on the tiny model: forget NLL rises; pdu,
+yao's k-answer mismatch, gru and sam resume exactly; gru and sam change the step only as their
+rules say."""
 
 import json
 
@@ -20,7 +21,7 @@ def taught_dir(tmp_path_factory, tiny_model_dir):
     return train(tiny_run_config(root, tiny_model_dir, **settings), root / "run").run_dir / "model"
 
 
-@pytest.mark.parametrize("method", ["wga", "satimp", "ce_u", "pdu"])
+@pytest.mark.parametrize("method", ["wga", "satimp", "ce_u", "pdu", "gru", "sam"])
 def test_recipe_raises_forget_nll(tmp_path, taught_dir, method):
     settings = {"method": method, "train.max_steps": 6, "train.batch_size": 4, "train.schedule": "constant"}
     rows = train(tiny_run_config(tmp_path, taught_dir, **settings), tmp_path / "run").history
@@ -52,3 +53,52 @@ def test_yao_with_k_answers_resumes_exactly(tmp_path, tiny_model_dir, monkeypatc
     resumed = train(cfg, tmp_path / "b" / "run", resume=True)
     assert [r["mismatch"] for r in resumed.history] == [r["mismatch"] for r in straight.history]
     assert [r["loss"] for r in resumed.history] == [r["loss"] for r in straight.history]
+
+
+def unlearn(root, model_dir, **settings):
+    settings = {"train.max_steps": 6, "train.batch_size": 4, "train.schedule": "constant", **settings}
+    return train(tiny_run_config(root, model_dir, **settings), root / "run")
+
+
+def test_gru_changes_only_the_steps_whose_gradient_conflicts_with_retain(tmp_path, taught_dir):
+    plain = unlearn(tmp_path / "npo", taught_dir, method="npo").history
+    rectified = unlearn(tmp_path / "gru", taught_dir, method="gru").history
+    conflicts = [r["gru_cos"] < 0 for r in rectified]
+    assert any(conflicts) and not all(conflicts), [r["gru_cos"] for r in rectified]
+    first = conflicts.index(True)
+    for a, b in zip(plain[:first], rectified[:first]):  # no projection yet: the same steps
+        assert b["grad_norm"] == pytest.approx(a["grad_norm"], rel=1e-6)
+    assert rectified[first]["grad_norm"] != pytest.approx(plain[first]["grad_norm"], rel=1e-4)
+
+
+def test_sam_with_a_vanishing_rho_takes_the_plain_step(tmp_path, taught_dir):
+    """The forget gradient kept apart, taken again at w + ~0 and added back equals npo+rt's."""
+    plain = unlearn(tmp_path / "plain", taught_dir, method="npo+rt").history
+    tiny_rho = unlearn(tmp_path / "sam", taught_dir, method="sam", **{"train.sam_rho": 1e-9}).history
+    assert [r["grad_norm"] for r in tiny_rho] == pytest.approx([r["grad_norm"] for r in plain], rel=1e-4)
+    sharp = unlearn(tmp_path / "sharp", taught_dir, method="sam", **{"train.sam_rho": 0.05}).history
+    assert sharp[0]["sam_loss"] > sharp[0]["npo"]  # eps points up the forget loss
+    assert sharp[-1]["grad_norm"] != pytest.approx(plain[-1]["grad_norm"], rel=1e-3)
+
+
+def test_sam_keeps_term_state_from_the_pass_at_w(tmp_path, tiny_model_dir):
+    settings = {"method": "pdu", "train.sam_rho": 0.01, "train.max_steps": 3, "train.grad_accum": 2}
+    rows = train(tiny_run_config(tmp_path, tiny_model_dir, **settings), tmp_path / "run").history
+    # one dual update per micro-batch at w (logged: the mean over the step's two micro-batches);
+    # counting the perturbed pass's too would give [1.5, 5.5, 9.5]
+    assert [r["pdu_updates"] for r in rows] == [1.5, 3.5, 5.5]
+
+
+@pytest.mark.parametrize("method", ["gru", "sam"])
+def test_gru_and_sam_resume_exactly(tmp_path, taught_dir, monkeypatch, method):
+    settings = {"method": method, "train.max_steps": 6, "train.batch_size": 4, "train.checkpoint_every": 3}
+    straight = train(tiny_run_config(tmp_path / "a", taught_dir, **settings), tmp_path / "a" / "run")
+    cfg = tiny_run_config(tmp_path / "b", taught_dir, **settings)
+    train_until_checkpoint(cfg, tmp_path / "b" / "run", monkeypatch)
+    saved = ckpt.latest_checkpoint(tmp_path / "b" / "run")
+    assert (saved / "terms.safetensors").is_file() == (method == "gru")  # gru's average retain gradient
+    resumed = train(cfg, tmp_path / "b" / "run", resume=True)
+    for key in ("loss", "grad_norm", "forget_nll"):
+        assert [r[key] for r in resumed.history] == [r[key] for r in straight.history], key
+    if method == "gru":
+        assert any(r["gru_cos"] < 0 for r in straight.history[3:])  # projected after the resume

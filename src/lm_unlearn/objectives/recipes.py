@@ -39,6 +39,19 @@ recipe(
     {"pdu": 1.0},
 )
 recipe(
+    "gru",
+    "Wang et al. 2025: npo with its gradient projected off the (averaged) retain gradient where they "
+    "conflict (GRU on NPO)",
+    {"npo": 1.0, "gru": 1.0},
+)
+recipe(
+    "sam",
+    "Fan et al. 2025: npo + retain NLL, the forget term's gradient taken at w + rho*g/|g| "
+    "(sharpness-aware, against relearning); train.sam_rho=0.01, usable with any recipe",
+    {"npo": 1.0, "retain_nll": 1.0},
+    train={"sam_rho": 0.01},
+)
+recipe(
     "idk",
     "Maini et al. 2024 (TOFU): NLL of a refusal on forget prompts + retain NLL",
     {"idk": 1.0, "retain_nll": 1.0},
@@ -59,7 +72,7 @@ recipe(
     "Li et al. 2024 (WMDP): steer layer-l activations to c*u on forget, keep them on retain; full mode "
     "on mlp.down_proj of layers l-2..l, as the paper (train.mode=lora trains adapters there instead)",
     {"rmu": 1.0},
-    train_mode="full",
+    train={"mode": "full"},
 )
 recipe(
     "undial",

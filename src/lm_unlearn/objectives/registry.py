@@ -53,6 +53,12 @@ class Term:
     # record before training (altpo's alternates: k, temperature, max_new_tokens, seed), read by
     # the "alternate" batch; None: the term needs none.
     generated_answers: Callable[..., dict[str, Any]] | None = None
+    # A term whose value only gives a direction (GRU's retain gradient): its gradient is kept
+    # apart from the update, and before the optimizer step the engine calls
+    # rectify(update, own, state, **params), which rewrites the other terms' gradients `update`
+    # in place given its own `own` (lists over the trainable parameters, None for no gradient)
+    # and returns values to log.
+    rectify: Callable[..., dict[str, float]] | None = None
 
     def params(self) -> dict[str, Any]:
         return {k: f.default for k, f in self.params_model.model_fields.items()}
@@ -88,6 +94,7 @@ def term(
     after_training: Callable[..., dict[str, Any] | None] | None = None,
     draws: Callable[..., int] | None = None,
     generated_answers: Callable[..., dict[str, Any]] | None = None,
+    rectify: Callable[..., dict[str, float]] | None = None,
 ):
     """Register `fn(ctx, **params) -> scalar`; its keyword defaults become typed parameters.
     The other keywords are the `Term` fields of the same names."""
@@ -117,6 +124,7 @@ def term(
             after_training,
             draws,
             generated_answers,
+            rectify,
         )
         return fn
 
@@ -136,12 +144,12 @@ def recipe_procedure(method: str | None) -> str | None:
     return found.procedure if found else None
 
 
-def recipe_train_mode(method: str | None) -> str | None:
-    """The `train.mode` a recipe implies (its paper's set-up), if any; the config applies it
-    unless `train.mode` is given."""
+def recipe_train_settings(method: str | None) -> dict[str, Any]:
+    """The `train.*` settings a recipe implies (its paper's set-up: rmu's mode=full, sam's
+    sam_rho); the config applies each one the user did not set."""
     _load_builtin_terms()
     found = RECIPES.get(method or "")
-    return found.settings.get("train_mode") if found else None
+    return dict(found.settings.get("train", {})) if found else {}
 
 
 @dataclass(frozen=True)
@@ -162,9 +170,10 @@ class Objective:
             raise ConfigError("the objective has no terms")
         self.terms = terms
         self._layers: tuple[int, ...] | None = None
-        # Per term, values it carries from one micro-step to the next (pdu's dual variable).
-        # Plain floats, so checkpoints store them in JSON exactly and a resumed run continues them.
-        self.state: dict[str, dict[str, float]] = {t.term.name: {} for t in terms}
+        # Per term, values it carries from one micro-step to the next (pdu's dual variable, gru's
+        # average retain gradient). Plain floats (checkpoints store them in JSON exactly) or lists
+        # of tensors (stored in safetensors), so a resumed run continues them.
+        self.state: dict[str, dict[str, Any]] = {t.term.name: {} for t in terms}
 
     def draws_per_prompt(self) -> int:
         """Answers the batches draw per forget prompt (the most any term asks for; 1 by default)."""
@@ -227,20 +236,45 @@ class Objective:
         found = [t.term.generated_answers(**t.params) for t in self.terms if t.term.generated_answers]
         return found[0] if found else None
 
-    def __call__(self, ctx: StepContext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    @property
+    def rectifying(self) -> list[WeightedTerm]:
+        """Terms whose gradient only rectifies the others' (gru), kept apart from the update."""
+        return [t for t in self.terms if t.term.rectify is not None]
+
+    def weighted(self, values: dict[str, torch.Tensor], names: tuple[str, ...]) -> torch.Tensor:
+        """sum of weight * value over the named terms."""
+        return sum(t.weight * values[t.term.name] for t in self.terms if t.term.name in names)
+
+    def __call__(
+        self, ctx: StepContext, only: tuple[str, ...] | None = None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(the weighted sum of the terms, rectifying ones left out; each term's value).
+        only: compute just these terms (SAM's pass at perturbed weights)."""
         if self._layers is None:
             self._layers = self.hidden_layers(ctx.model)
         ctx.hidden_layers = self._layers
         ctx.full_logits = self.full_logits
         ctx.hidden_only = bool(self._layers) and all(t.term.hidden_only for t in self.terms)
+        terms = [t for t in self.terms if only is None or t.term.name in only]
         values = {}
-        for t in self.terms:
+        for t in terms:
             ctx.state = self.state.setdefault(t.term.name, {})
             values[t.term.name] = t(ctx)
-        total = sum(t.weight * values[t.term.name] for t in self.terms)
+        total = sum(t.weight * values[t.term.name] for t in terms if t.term.rectify is None)
         for name, state in self.state.items():  # logged beside the terms, e.g. pdu_dual
-            values.update({f"{name}_{k}": torch.tensor(float(v)) for k, v in state.items()})
+            scalars = {k: v for k, v in state.items() if isinstance(v, int | float)}
+            values.update({f"{name}_{k}": torch.tensor(float(v)) for k, v in scalars.items()})
         return total, values
+
+    def rectify(self, update: list, apart: dict[str, list]) -> dict[str, float]:
+        """Let each rectifying term rewrite the update's gradients (in place) given its own
+        gradient apart[name]; returns what they log."""
+        logged: dict[str, float] = {}
+        for t in self.rectifying:
+            state = self.state.setdefault(t.term.name, {})
+            found = t.term.rectify(update, apart[t.term.name], state, **t.params)
+            logged.update({f"{t.term.name}_{k}": v for k, v in found.items()})
+        return logged
 
     def describe(self) -> str:
         return " + ".join(f"{t.weight:g}*{t.term.name}" for t in self.terms)
@@ -267,6 +301,12 @@ def build_objective(method: str | None, objective: dict | None) -> Objective:
             details = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
             raise ConfigError(f"objective.{name}: {details}") from None
         terms.append(WeightedTerm(TERMS[name], float(weight), params))
+    if terms and all(t.term.rectify is not None for t in terms):
+        names = ", ".join(t.term.name for t in terms)
+        raise ConfigError(
+            f"objective: {names} only rectify the gradient of other terms; add an unlearning term, "
+            f"e.g. objective={{npo: 1, {terms[0].term.name}: 1}}"
+        )
     return Objective(terms)
 
 

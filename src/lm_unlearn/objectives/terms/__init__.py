@@ -6,6 +6,7 @@ from lm_unlearn.objectives.terms import (  # noqa: F401
     ce_u,
     dpo,
     ga,
+    gru,
     idk,
     kl,
     mismatch,
