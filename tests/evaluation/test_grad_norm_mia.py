@@ -67,3 +67,13 @@ def test_the_attack_is_in_eval_json_and_the_reports_mia_table(full_result):
     assert "first 32 forget and held-out" in full_result["info"]["definitions"]["mia"]["grad_norm"]
     mia_section = render_report(full_result).split("Privacy: membership inference", 1)[1]
     assert "mia.grad_norm.auc" in mia_section.split("</section>", 1)[0]
+
+
+def test_the_attack_cap_is_32_or_8_for_the_demo_unless_set(tmp_path):
+    from lm_unlearn.evaluation.config import load_eval_config
+
+    forget = tmp_path / "f.jsonl"
+    forget.write_text('{"prompt": "q", "response": "a"}\n')
+    assert load_eval_config().grad_norm_examples() == 8  # the demo: 8 held-out questions
+    assert load_eval_config(forget={"path": str(forget)}).grad_norm_examples() == 32
+    assert load_eval_config(mia_grad_norm=0).grad_norm_examples() == 0

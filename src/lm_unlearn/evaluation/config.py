@@ -139,12 +139,13 @@ class EvalConfig(Strict):
         "auto", description="bf16 autocast for forward passes where supported; log-probs are fp32."
     )
     min_k: float = Field(0.2, gt=0, le=1, description="Fraction k of lowest-probability tokens (Min-K%).")
-    mia_grad_norm: int = Field(
-        32,
+    mia_grad_norm: int | None = Field(
+        None,
         ge=0,
         description="Examples of the forget and of the held-out set (the first N of each) scored by the "
         "gradient-norm attack (mia.grad_norm): one backward pass per example and model, so it is capped; "
-        "0 leaves the attack out.",
+        "0 leaves the attack out. None: 32, or 8 for the demo (8 held-out questions; its backward "
+        "passes would otherwise take a quarter of the demo's evaluation).",
     )
     rouge_stemmer: bool | None = Field(
         None,
@@ -193,6 +194,12 @@ class EvalConfig(Strict):
             if source == "muse":
                 return False, "MUSE source (scenario.json): MUSE does not stem"
         return True, "TOFU-style source: stemmed as TOFU and open-unlearning (use_stemmer=True)"
+
+    def grad_norm_examples(self) -> int:
+        """The gradient-norm attack's cap per set (`mia_grad_norm`, its default by scenario)."""
+        if self.mia_grad_norm is not None:
+            return self.mia_grad_norm
+        return 8 if self.is_demo() else 32
 
     def judge_config(self) -> JudgeConfig:
         if self.judge is not None:

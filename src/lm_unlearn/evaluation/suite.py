@@ -189,7 +189,7 @@ class Suite:
     def grad_norms(self, lm: LoadedModel, p: Pass, name: str = "model") -> None:
         """The gradient-norm attack's per-tensor norms on the first `mia_grad_norm` forget and
         held-out examples (a backward pass each, hence the cap)."""
-        cap = self.cfg.mia_grad_norm
+        cap = self.cfg.grad_norm_examples()
         if (
             cap == 0
             or "mia" not in self.groups
@@ -424,8 +424,8 @@ def _mia_metrics(
         "nonmembers": "heldout",
         "privleak": "MUSE's PrivLeak, 100 * (a_retain - a) / (1 - a_retain) for the AUCs a above (MUSE's "
         f"own AUC is 1 - a); mia.privleak is min_k40's: Min-K% at k={mia.MUSE_MIN_K}, as in MUSE",
-        "grad_norm": f"gradient-norm attack on the first {suite.cfg.mia_grad_norm} forget and held-out "
-        "examples only (a backward pass each): score = -mean over parameter tensors of ||grad L||_2",
+        "grad_norm": f"gradient-norm attack on the first {suite.cfg.grad_norm_examples()} forget and "
+        "held-out examples only (a backward pass each): score = -mean over parameter tensors of ||grad L||_2",
     }
 
 
