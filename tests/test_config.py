@@ -7,7 +7,7 @@ from lm_unlearn.errors import ConfigError
 def test_defaults_run_the_demo_with_its_recipe_and_target():
     cfg = load_config()
     assert cfg.method == "rmu" and cfg.objective == DEMO_RECIPE["objective"]
-    assert (cfg.train.mode, cfg.train.lr, cfg.train.max_steps) == ("full", 1e-3, 80)
+    assert (cfg.train.mode, cfg.train.lr, cfg.train.max_steps, cfg.train.eval_every) == ("full", 1e-3, 80, 20)
     assert cfg.train.target.judge_rate_max == 0.0
     assert cfg.model.name == "builtin:smollm2-135m-instruct"
     assert cfg.data.forget is None  # the built-in demo
@@ -16,8 +16,8 @@ def test_defaults_run_the_demo_with_its_recipe_and_target():
 def test_the_demo_keeps_what_the_user_sets_and_own_data_defaults_to_yao(tmp_path):
     cfg = load_config(overrides=["train.lr=5e-4"])
     assert cfg.method == "rmu" and cfg.train.lr == 5e-4 and cfg.train.max_steps == 80
-    cfg = load_config(overrides=["objective.rmu.alpha=400"])  # a tweak of the demo's own term
-    assert cfg.method == "rmu" and cfg.objective == {"rmu": {"steering_coef": 500.0, "alpha": 400}}
+    cfg = load_config(overrides=["objective.rmu.alpha=300"])  # a tweak of the demo's own term
+    assert cfg.method == "rmu" and cfg.objective == {"rmu": {"steering_coef": 500.0, "alpha": 300}}
     assert (cfg.train.mode, cfg.train.lr, cfg.train.max_steps) == ("full", 1e-3, 80)
     cfg = load_config(overrides=["objective={npo: 1}"])  # another objective: used as given
     assert cfg.method is None and cfg.objective == {"npo": 1.0} and cfg.train.mode == "lora"
