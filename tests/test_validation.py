@@ -13,7 +13,7 @@ from lm_unlearn.data import Record
 from lm_unlearn.engine import read_history, train
 from lm_unlearn.errors import ConfigError
 from lm_unlearn.evaluation.config import EvalConfig
-from lm_unlearn.evaluation.suite import load_eval_data
+from lm_unlearn.evaluation.passes import load_eval_data
 from lm_unlearn.validation import hold_out, select_step
 
 SPLITS = {

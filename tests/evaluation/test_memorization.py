@@ -97,4 +97,4 @@ def test_an_original_cached_before_these_metrics_is_computed_again(tmp_path, mon
     path.write_text(json.dumps(entry))
     assert cache.load_pass("k" * 64) is None
     path.write_text(json.dumps(entry | {"scores": {"forget": old | {"token_greedy": [[1]]}}}))
-    assert cache.load_pass("k" * 64).scores["forget"].token_greedy[0].tolist() == [True]
+    assert cache.load_pass("k" * 64)["scores"]["forget"].token_greedy[0].tolist() == [True]

@@ -1,7 +1,7 @@
 import pytest
 
 from lm_unlearn.evaluation import evaluate
-from lm_unlearn.evaluation.suite import ATTACKS
+from lm_unlearn.evaluation.metrics.membership import ATTACKS
 
 
 def test_privleak_and_forget_quality_when_model_is_the_retain_model(tiny_model_dir, data, make_cfg):
@@ -173,7 +173,7 @@ def test_reference_attack_never_uses_the_original(tiny_model_dir, other_tiny_dir
 
 def test_reference_attack_scores_against_the_reference_model(tiny_model_dir, other_tiny_dirs, data, make_cfg):
     from lm_unlearn.evaluation import mia
-    from lm_unlearn.evaluation.suite import Pass, Suite
+    from lm_unlearn.evaluation.passes import Pass, Suite
     from lm_unlearn.models import load_model
 
     cfg = make_cfg(metrics=["mia"])

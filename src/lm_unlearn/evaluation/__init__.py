@@ -11,9 +11,9 @@ _WHERE = {
     "EvalConfig": "lm_unlearn.evaluation.config",
     "JudgeConfig": "lm_unlearn.evaluation.config",
     "load_eval_config": "lm_unlearn.evaluation.config",
-    "EvalData": "lm_unlearn.evaluation.suite",
+    "EvalData": "lm_unlearn.evaluation.passes",
     "evaluate": "lm_unlearn.evaluation.suite",
-    "load_eval_data": "lm_unlearn.evaluation.suite",
+    "load_eval_data": "lm_unlearn.evaluation.passes",
 }
 
 

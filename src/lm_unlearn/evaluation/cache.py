@@ -89,10 +89,9 @@ def save_pass(key: str, p, scores_only: bool = False) -> None:
         log.warning("could not cache the original's evaluation (%s)", exc)
 
 
-def load_pass(key: str, groups: set[str] | frozenset[str] = frozenset()):
-    """The cached pass, or None; a scores-only entry is a miss when `groups` need text."""
-    from lm_unlearn.evaluation.suite import Pass
-
+def load_pass(key: str, groups: set[str] | frozenset[str] = frozenset()) -> dict | None:
+    """The cached pass's fields (`passes.Pass(**fields)`), or None; a scores-only entry is a
+    miss when `groups` need text."""
     path = _path(key)
     if not path.is_file():
         return None
@@ -100,7 +99,7 @@ def load_pass(key: str, groups: set[str] | frozenset[str] = frozenset()):
         data = json.loads(path.read_text())
         if data.get("scores_only") and groups & TEXT_GROUPS:
             return None
-        return Pass(
+        return dict(
             generations=data["generations"],
             extraction=data["extraction"],
             scores={k: _scores_from_json(v) for k, v in data["scores"].items()},
