@@ -1,14 +1,13 @@
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
+# Before anything imports transformers or huggingface_hub, which read these once.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from tiny import save_tiny  # noqa: E402
+from tiny import save_tiny  # noqa: E402  (tests/tiny.py, on the path by pyproject's pytest `pythonpath`)
 
 
 @pytest.fixture(scope="session")
