@@ -88,3 +88,30 @@ def test_undo_resumed_after_finishing_retrains_nothing(undo_run):
     again = unlearn(cfg, run, resume=True)
     assert again.history == [] and again.steps == 10
     assert sha256_tree(run / "model") == model
+
+
+def test_undo_interrupted_in_distillation_resumes_there(tmp_path, tiny_model_dir, undo_run, monkeypatch):
+    from lm_unlearn import checkpoint as ckpt
+
+    settings = {"method": "undo", "undo.alpha": 0.5, "undo.distill_steps": 6, "train.eval_every": 0}
+    cfg = tiny_run_config(tmp_path, tiny_model_dir, **settings, **{"train.checkpoint_every": 2})
+    real_save = ckpt.save_checkpoint
+
+    def crash_in_distill(run_dir, step, *args, **kwargs):
+        real_save(run_dir, step, *args, **kwargs)
+        if run_dir.name == "distill" and step == 4:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(ckpt, "save_checkpoint", crash_in_distill)
+    with pytest.raises(KeyboardInterrupt):
+        unlearn(cfg, tmp_path / "run")
+    monkeypatch.setattr(ckpt, "save_checkpoint", real_save)
+    result = unlearn(cfg, tmp_path / "run", resume=True)
+    assert {r["phase"] for r in result.history} == {"distill"}  # the unlearn phase is not redone
+    distill = json.loads((tmp_path / "run" / "phases" / "distill" / "manifest.json").read_text())
+    assert [r["step"] for r in distill["resumed_at"]] == [4]
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["status"] == "finished" and len(manifest["resumed_at"]) == 1
+    uninterrupted = weights(undo_run[2] / "model")
+    for name, value in weights(tmp_path / "run" / "model").items():
+        torch.testing.assert_close(value, uninterrupted[name])
