@@ -36,7 +36,7 @@ FORMULA = "theta_s = (1 - alpha) * theta + alpha * beta * eps, eps ~ N(0, sigma^
 
 
 def shrink_perturb(model: torch.nn.Module, alpha: float, beta: float, sigma: float, seed: int) -> None:
-    """UNDO's noise step (Lee et al. 2025, Sec. 4), in place, on every parameter:
+    """UNDO's noise step (Lee et al. 2025, arXiv 2506.06278), in place, on every parameter:
 
         theta_s = (1 - alpha) * theta + alpha * beta * eps,   eps ~ N(0, sigma^2) elementwise,
 
