@@ -8,6 +8,8 @@
       model/ adapter/   the unlearned weights (full, or a LoRA adapter)
       icu.json          in-context unlearning: the prompt wrapper instead of weights
       alternates.jsonl  altpo: the original model's alternate answers, per forget record digest
+      phases/           undo: unlearn/ and distill/ (run directories), student/ and noise.json
+      requests/         sequential requests: one run directory per request
       checkpoints/      resumable training state
       eval.json report.html audit.json audit.html   written later by eval, report and audit
 
