@@ -206,6 +206,33 @@ class SaveConfig(Strict):
     merge: bool = Field(True, description="LoRA: also save the merged full model to model/.")
 
 
+class UndoConfig(Strict):
+    """Settings of the `undo` procedure (Lee et al. 2025; `lm_unlearn.methods.undo`): unlearn with
+    `base`, noise a copy of the weights, then distil the unlearned model into it."""
+
+    base: str = Field("npo+rt", description="Recipe of the unlearn phase (the teacher).")
+    objective: dict[str, float | dict[str, Any]] | None = Field(
+        None, description="Weighted terms of the unlearn phase instead of `base`'s."
+    )
+    student_from: Literal["unlearned", "original"] = Field(
+        "unlearned",
+        description="Whose weights are noised into the student: the unlearned model (the paper) or "
+        "the original model.",
+    )
+    alpha: float = Field(0.3, ge=0, le=1, description="Noise strength: 0 keeps the weights, 1 is pure noise.")
+    beta: float = Field(0.1, ge=0, description="Scale of the noise mixed in.")
+    sigma: float | None = Field(
+        None, gt=0, description="Std of the noise (None: the model's initializer_range, else 0.02)."
+    )
+    seed: int | None = Field(None, description="Seed of the noise (None: train.seed).")
+    distill_steps: int | None = Field(
+        None, ge=1, description="Steps of the distil phase (None: train.max_steps)."
+    )
+    distill_lr: float | None = Field(
+        None, gt=0, description="Learning rate of the distil phase (None: train.lr)."
+    )
+
+
 # Upper bounds on sizes, far above any real run, so that a typo (batch_size=1e12) is an error
 # naming the setting instead of an allocation failure deep inside torch.
 SIZE_LIMITS = {
@@ -230,6 +257,7 @@ class RunConfig(Strict):
     data: DataConfig = Field(default_factory=DataConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     save: SaveConfig = Field(default_factory=SaveConfig)
+    undo: UndoConfig | None = Field(None, description="Settings of method=undo (None: its defaults).")
     evaluate: bool = Field(
         True, description="After training, evaluate the model against the original: eval.json, report.html."
     )

@@ -8,6 +8,8 @@
       model/ adapter/   the unlearned weights (full, or a LoRA adapter)
       icu.json          in-context unlearning: the prompt wrapper instead of weights
       alternates.jsonl  altpo: the original model's alternate answers, per forget record digest
+      phases/           undo: unlearn/ and distill/ (run directories), student/ and noise.json
+      requests/         sequential requests: one run directory per request
       checkpoints/      resumable training state
       eval.json report.html audit.json audit.html   written later by eval, report and audit
 
@@ -113,7 +115,7 @@ class Manifest(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     tool: str | None = None
-    kind: str = Field("train", description="train (the engine), or the procedure: icu, sequential")
+    kind: str = Field("train", description="train (the engine), or the procedure: icu, sequential, undo")
     status: str | None = Field(None, description="running, finished or failed")
     warning: str | None = Field(None, description="what the method does not protect against (icu)")
     started: str | None = None
@@ -128,6 +130,7 @@ class Manifest(BaseModel):
     data: dict[str, Any] | None = Field(None, description="per split: path, records, content hashes")
     validation: dict[str, Any] | None = Field(None, description="the validation splits' digests")
     requests: list[dict[str, Any]] | None = Field(None, description="sequential: one entry per request")
+    phases: list[dict[str, Any]] | None = Field(None, description="undo: one entry per phase")
     schema_version: int = Field(0, description="the layout; 0 for a manifest from before versions")
     resumed_at: list[dict[str, Any]] | None = Field(None, description="time and step of each resume")
     post_phase: dict[str, Any] | None = Field(None, description="after_training hooks' records, per term")

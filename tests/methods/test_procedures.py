@@ -14,7 +14,7 @@ from lm_unlearn.methods.icu import INSTRUCTION, load_wrapper
 from lm_unlearn.objectives.registry import RECIPES, _load_builtin_terms
 
 ALL = ["ga", "yao", "graddiff", "npo", "npo+kl", "npo+rt", "simnpo", "idk", "dpo", "rmu", "undial"]
-ALL += ["task_vector", "whp", "icu", "altpo"]
+ALL += ["task_vector", "whp", "icu", "altpo", "undo"]
 
 
 def test_icu_writes_a_prompt_wrapper_and_changes_nothing(tmp_path, tiny_model_dir):

@@ -1,7 +1,7 @@
 """Procedures above the engine: runs that are more than one training loop.
 
 A recipe names the procedure it runs instead of the loop (`recipe("icu", ..., procedure="icu")`,
-a key of PROCEDURES), and `data.requests` makes any run sequential. `lm_unlearn.api.unlearn` asks
+a key of PROCEDURES: icu, undo), and `data.requests` makes any run sequential. `lm_unlearn.api.unlearn` asks
 `procedure_for` and runs the procedure, or else the engine; the engine never imports this package.
 A method that is one training loop with a phase before or after it is a term with lifecycle hooks
 (`@term(..., before_training=..., after_training=...)`), not a procedure.
@@ -15,12 +15,13 @@ from pathlib import Path
 from lm_unlearn.config import RunConfig
 from lm_unlearn.methods.icu import run_icu
 from lm_unlearn.methods.sequential import run_sequential
+from lm_unlearn.methods.undo import run_undo
 from lm_unlearn.objectives.registry import recipe_procedure
 from lm_unlearn.rundir import RunResult
 
 Procedure = Callable[[RunConfig, Path, bool], RunResult]  # (cfg, run_dir, resume)
 
-PROCEDURES: dict[str, Procedure] = {"icu": run_icu}
+PROCEDURES: dict[str, Procedure] = {"icu": run_icu, "undo": run_undo}
 
 
 def procedure_for(cfg: RunConfig) -> Procedure | None:

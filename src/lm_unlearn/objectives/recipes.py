@@ -91,3 +91,10 @@ recipe(
     {},
     procedure="icu",
 )
+recipe(
+    "undo",
+    "Lee et al. 2025 (UNDO): unlearn (undo.base, npo+rt), noise a copy (1-a)*theta + a*b*N(0, s^2), "
+    "distil the unlearned model's logits into it on forget + retain text (settings: undo.*)",
+    {},
+    procedure="undo",
+)

@@ -4,6 +4,7 @@ from lm_unlearn.objectives import recipes  # noqa: F401, E402
 from lm_unlearn.objectives.terms import (  # noqa: F401
     altpo,
     ce_u,
+    distill,
     dpo,
     ga,
     gru,
