@@ -140,3 +140,18 @@ def sha256_tree(root: str | Path) -> dict[str, str]:
         for p in sorted(root.rglob("*"))
         if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
     }
+
+
+def link_tree(source: Path, target: Path) -> None:
+    """`target` as a copy of the directory `source`, hard-linked file by file where the file
+    system allows it (no second copy of the weights); an existing `target` is replaced."""
+
+    def link(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(source, target, copy_function=link)

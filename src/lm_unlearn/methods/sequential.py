@@ -7,27 +7,13 @@ the final model. A resumed run skips finished requests and resumes the interrupt
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 from lm_unlearn.config import RunConfig
 from lm_unlearn.engine import train
-from lm_unlearn.files import sha256_tree
+from lm_unlearn.files import link_tree, sha256_tree
 from lm_unlearn.manifest import now
 from lm_unlearn.rundir import MODEL, Manifest, RunDir, RunResult, read_manifest, write_manifest
-
-
-def _link_tree(source: Path, target: Path) -> None:
-    def link(src: str, dst: str) -> None:
-        try:
-            os.link(src, dst)  # no second copy of the weights where the file system allows it
-        except OSError:
-            shutil.copy2(src, dst)
-
-    if target.exists():
-        shutil.rmtree(target)
-    shutil.copytree(source, target, copy_function=link)
 
 
 def run_sequential(cfg: RunConfig, run_dir: Path, resume: bool = False) -> RunResult:
@@ -63,7 +49,7 @@ def run_sequential(cfg: RunConfig, run_dir: Path, resume: bool = False) -> RunRe
                 "model_sha256": (manifest.outputs or {}).get("model", {}).get("sha256"),
             }
         )
-    _link_tree(Path(model_spec), RunDir(run_dir).model)
+    link_tree(Path(model_spec), RunDir(run_dir).model)
     manifest = Manifest(
         tool="lm-unlearn",
         kind="sequential",

@@ -25,9 +25,8 @@ import yaml
 
 from lm_unlearn.config import MaskConfig, RunConfig, TargetConfig, UndoConfig
 from lm_unlearn.engine import train
-from lm_unlearn.files import atomic_write_json, atomic_write_text, sha256_tree
+from lm_unlearn.files import atomic_write_json, atomic_write_text, link_tree, sha256_tree
 from lm_unlearn.manifest import now
-from lm_unlearn.methods.sequential import _link_tree
 from lm_unlearn.models import load_model, save_model
 from lm_unlearn.objectives.registry import recipe_train_settings
 from lm_unlearn.rundir import MODEL, Manifest, RunDir, RunResult, read_manifest, write_manifest
@@ -154,7 +153,7 @@ def run_undo(cfg: RunConfig, run_dir: Path, resume: bool = False) -> RunResult:
     teacher, student = phases / "unlearn" / MODEL, phases / "student"
     noise = noise_phase(cfg, undo, teacher, student)
     last, more = run_phase(distill_config(cfg, undo, student, teacher), phases / "distill", "distill", resume)
-    _link_tree(phases / "distill" / MODEL, RunDir(run_dir).model)
+    link_tree(phases / "distill" / MODEL, RunDir(run_dir).model)
     unlearned = read_manifest(phases / "unlearn")
     steps = first["steps"] + last["steps"]
     manifest.update(
