@@ -126,3 +126,14 @@ def test_benchmark_audit_fills_the_columns_and_reuses_finished_attacks(cache, tm
     assert again.exit_code == 0, again.output
     now = json.loads((ga_dir / "benchmark_audit.json").read_text())
     assert now["relearn"]["budget"]["steps"] == 3 and now["quantize"] == saved["quantize"]
+
+
+def test_a_run_that_cannot_be_attacked_gets_a_note_not_a_crash(tmp_path):
+    from lm_unlearn.benchmark.audit import audit_run
+
+    run = tmp_path / "knowledge-icu-seed0"
+    run.mkdir()  # no manifest.json, no model/: nothing to load
+    got = audit_run(run, ["relearn"], AuditBudget())
+    assert got["relearn"]["gap_closed"] is None
+    assert got["relearn"]["note"].startswith("not audited:") and "manifest.json" in got["relearn"]["note"]
+    assert json.loads((run / "benchmark_audit.json").read_text())["relearn"] == got["relearn"]
