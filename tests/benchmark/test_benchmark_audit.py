@@ -40,7 +40,8 @@ def test_budget_options_are_what_the_attacks_take():
         "max_new_tokens": 32,
     }
     assert BUDGETED["quantize"](b)["bits"] == [4]
-    assert "4-bit" in b.describe() and "3 AdamW steps" in b.describe()
+    assert b.describe(["relearn"]).startswith("relearn: 3 AdamW steps, lr 0.001, batch 4")
+    assert b.describe(["quantize"]).startswith("quantize: 4-bit, simulated on CPU")
     with pytest.raises(ValueError, match="--audit foo: unknown attack; known: relearn, quantize"):
         check_attacks(["relearn", "foo"])
 

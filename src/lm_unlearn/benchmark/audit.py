@@ -45,13 +45,16 @@ class AuditBudget:
     quantize_group_size: int = 128
     max_new_tokens: int = 32  # the attacks' greedy answers (recall; not used by the column)
 
-    def describe(self) -> str:
-        return (
-            f"relearn: {self.relearn_steps} AdamW steps, lr {self.relearn_lr:g}, batch "
+    def describe(self, attacks: list[str]) -> str:
+        """The named attacks' settings, in words (leaderboard.md's notes)."""
+        words = {
+            "relearn": f"relearn: {self.relearn_steps} AdamW steps, lr {self.relearn_lr:g}, batch "
             f"{self.relearn_batch_size}, on the first {self.relearn_fraction:.0%} of the forget set, "
-            f"measured on the rest; quantize: {self.quantize_bits}-bit, simulated on CPU "
-            f"(asymmetric min-max round-to-nearest, groups of {self.quantize_group_size})"
-        )
+            "measured on the rest",
+            "quantize": f"quantize: {self.quantize_bits}-bit, simulated on CPU (asymmetric min-max "
+            f"round-to-nearest, groups of {self.quantize_group_size})",
+        }
+        return "; ".join(words[name] for name in attacks)
 
 
 # The attacks the benchmark runs, each with its options at a budget.

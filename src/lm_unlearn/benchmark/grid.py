@@ -183,8 +183,7 @@ def run_grid(spec: GridSpec) -> dict[str, Path]:
     if spec.audit:
         notes.insert(
             -1,
-            f"Audit ({', '.join(spec.audit)}), the same budget for every method: "
-            f"{spec.audit_budget.describe()}.",
+            f"Audit, the same budget for every method: {spec.audit_budget.describe(spec.audit)}.",
         )
     paths = write_leaderboard(rows, out, "lm-unlearn benchmark", notes)
     write_benchmark_json(spec, rows, out / "benchmark.json")
