@@ -12,6 +12,7 @@
       requests/         sequential requests: one run directory per request
       checkpoints/      resumable training state
       eval.json report.html audit.json audit.html   written later by eval, report and audit
+      benchmark_audit.json  `unlearn benchmark --audit`: the attacks at the benchmark's budget
 
 Every module finds these files through this one. The manifest is a typed `Manifest` with `kind`
 and `schema_version` (one written before versions existed reads as version 0), always written
@@ -38,6 +39,7 @@ EVAL = "eval.json"
 REPORT = "report.html"
 AUDIT_JSON = "audit.json"
 AUDIT_HTML = "audit.html"
+BENCHMARK_AUDIT = "benchmark_audit.json"
 MODEL = "model"
 ADAPTER = "adapter"
 PROMPT_WRAPPER = "icu.json"
@@ -65,6 +67,7 @@ class RunDir:
     report = property(lambda self: self.root / REPORT)
     audit_json = property(lambda self: self.root / AUDIT_JSON)
     audit_html = property(lambda self: self.root / AUDIT_HTML)
+    benchmark_audit = property(lambda self: self.root / BENCHMARK_AUDIT)
     model = property(lambda self: self.root / MODEL)
     adapter = property(lambda self: self.root / ADAPTER)
     prompt_wrapper = property(lambda self: self.root / PROMPT_WRAPPER)

@@ -46,6 +46,21 @@ def read_run(run_dir: Path) -> tuple[Manifest, DatasetConfig]:
     return manifest, DatasetConfig(**forget) if forget else demo_dataset("forget")
 
 
+def load_pair(run_dir: Path, manifest: Manifest):
+    """The original model, the unlearned one (`LoadedModel`) and the run's prompt format."""
+    from lm_unlearn.models import load_model
+
+    model_cfg = (manifest.config or {}).get("model", {})
+    spec = manifest.source_model["spec"]
+    log.info("loading the original %s and the unlearned %s", spec, RunDir(run_dir).model)
+    original = load_model(spec, revision=source_revision(manifest)).model
+    unlearned = load_model(str(RunDir(run_dir).model))
+    fmt = PromptFormat.choose(
+        unlearned.tokenizer, model_cfg.get("template", "auto"), model_cfg.get("system_prompt")
+    )
+    return original, unlearned, fmt
+
+
 def redact(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: "[redacted]" if k in FORGET_TEXT_KEYS else redact(v) for k, v in value.items()}
@@ -65,8 +80,6 @@ def run_audit(
     relearn_steps: int = 10,
     redact_text: bool = False,
 ) -> dict:
-    from lm_unlearn.models import load_model
-
     run_dir = Path(run_dir)
     manifest, forget_cfg = read_run(run_dir)
     attacks = list(ATTACKS) if attacks is None else attacks
@@ -74,18 +87,11 @@ def run_audit(
     if unknown:
         raise UnlearnError(f"unknown attack(s) {', '.join(unknown)}; known: {', '.join(ATTACKS)}")
     records = read_records(forget_cfg, "forget")[:limit]
-    model_cfg = (manifest.config or {}).get("model", {})
-    spec = manifest.source_model["spec"]
-    log.info("loading the original %s and the unlearned %s", spec, RunDir(run_dir).model)
-    original = load_model(spec, revision=source_revision(manifest)).model
-    unlearned = load_model(str(RunDir(run_dir).model))
-    fmt = PromptFormat.choose(
-        unlearned.tokenizer, model_cfg.get("template", "auto"), model_cfg.get("system_prompt")
-    )
+    original, unlearned, fmt = load_pair(run_dir, manifest)
     result: dict[str, Any] = {
         "created": now(),
         "run": str(run_dir),
-        "original_model": spec,
+        "original_model": manifest.source_model["spec"],
         "forget_data": forget_cfg.path,
         "questions": len(records),
         "redacted": redact_text,

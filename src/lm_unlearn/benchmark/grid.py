@@ -4,7 +4,8 @@ For each (scenario, seed) the scenario is prepared (target + retrain, cached), e
 unlearns the target into `<out>/runs/<scenario>-<method>-seed<S>/`, and every model, the
 target and the retrain model included, is evaluated the same way: original = the target,
 retain model = the retrain model. A run that already holds eval.json is reused, so an
-interrupted benchmark continues where it stopped.
+interrupted benchmark continues where it stopped. With `audit`, each method's run is then
+attacked at one fixed budget (lm_unlearn.benchmark.audit), its results cached the same way.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ import json
 import logging
 import shutil
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from lm_unlearn.benchmark.audit import AuditBudget, audit_run, check_attacks
 from lm_unlearn.benchmark.leaderboard import row_from_eval, write_leaderboard
 from lm_unlearn.benchmark.prepare import Prepared, TeachSettings, prepare
 from lm_unlearn.config import DEFAULT_MODEL, apply_overrides, validate_config
@@ -44,6 +46,8 @@ class GridSpec:
     teach: TeachSettings = field(default_factory=TeachSettings)
     overrides: list[str] = field(default_factory=list)
     out: Path = Path("benchmarks/default")
+    audit: list[str] = field(default_factory=list)  # attacks run on each method's run
+    audit_budget: AuditBudget = field(default_factory=AuditBudget)
 
 
 def eval_config(prepared: Prepared, spec: GridSpec):
@@ -129,10 +133,24 @@ def evaluate_reference(prepared: Prepared, which: str, cfg, out_dir: Path) -> Pa
     return RunDir(out_dir).eval
 
 
-def run_grid(spec: GridSpec) -> dict[str, Path]:
-    """Run the grid and write the leaderboard; returns the paths written."""
+def method_row(prepared: Prepared, name: str, method: str, seed: int, spec: GridSpec, cfg) -> dict:
+    """Unlearn and evaluate one method's run (reused when it holds eval.json), audit it when
+    asked; its leaderboard row."""
     from lm_unlearn.evaluation.run import evaluate_run
 
+    run_dir = Path(spec.out) / "runs" / f"{name}-{method}-seed{seed}"
+    if not RunDir(run_dir).eval.is_file():
+        shutil.rmtree(run_dir, ignore_errors=True)  # an interrupted earlier attempt
+        log.info("unlearning %s with %s (seed %d)", name, method, seed)
+        unlearn_one(prepared, method, seed, spec, run_dir)
+        evaluate_run(run_dir, str(prepared.target), cfg, str(prepared.retrain))
+    audit = audit_run(run_dir, spec.audit, spec.audit_budget) if spec.audit else None
+    return row_from_eval(name, method, "method", seed, RunDir(run_dir).eval, audit)
+
+
+def run_grid(spec: GridSpec) -> dict[str, Path]:
+    """Run the grid and write the leaderboard; returns the paths written."""
+    check_attacks(spec.audit)
     out = Path(spec.out)
     rows: list[dict[str, Any]] = []
     started = time.perf_counter()
@@ -148,14 +166,7 @@ def run_grid(spec: GridSpec) -> dict[str, Path]:
                     log.info("evaluating the %s model of %s (seed %d)", which, name, seed)
                     evaluate_reference(prepared, which, cfg, ref_dir)
                 rows.append(row_from_eval(name, which, "reference", seed, RunDir(ref_dir).eval))
-            for method in spec.methods:
-                run_dir = out / "runs" / f"{name}-{method}-seed{seed}"
-                if not RunDir(run_dir).eval.is_file():
-                    shutil.rmtree(run_dir, ignore_errors=True)  # an interrupted earlier attempt
-                    log.info("unlearning %s with %s (seed %d)", name, method, seed)
-                    unlearn_one(prepared, method, seed, spec, run_dir)
-                    evaluate_run(run_dir, str(prepared.target), cfg, str(prepared.retrain))
-                rows.append(row_from_eval(name, method, "method", seed, RunDir(run_dir).eval))
+            rows += [method_row(prepared, name, method, seed, spec, cfg) for method in spec.methods]
     notes = [
         f"Base model `{spec.model}`; methods unlearn the target "
         + (
@@ -169,18 +180,19 @@ def run_grid(spec: GridSpec) -> dict[str, Path]:
         "ratios tested against themselves); the target row shows where unlearning starts.",
         f"Total wall time {time.perf_counter() - started:.0f} s.",
     ]
-    paths = write_leaderboard(rows, out, "lm-unlearn benchmark", notes)
-    atomic_write_text(
-        out / "benchmark.json",
-        json.dumps(
-            {
-                "spec": {
-                    k: str(v) if isinstance(v, Path) else v for k, v in spec.__dict__.items() if k != "teach"
-                }
-            }
-            | {"teach": spec.teach.__dict__, "rows": rows},
-            indent=2,
+    if spec.audit:
+        notes.insert(
+            -1,
+            f"Audit, the same budget for every method: {spec.audit_budget.describe(spec.audit)}.",
         )
-        + "\n",
-    )
+    paths = write_leaderboard(rows, out, "lm-unlearn benchmark", notes)
+    write_benchmark_json(spec, rows, out / "benchmark.json")
     return paths
+
+
+def write_benchmark_json(spec: GridSpec, rows: list[dict[str, Any]], path: Path) -> None:
+    """The settings (teach and audit budget as their own blocks) and every row."""
+    nested = ("teach", "audit_budget")
+    settings = {k: str(v) if isinstance(v, Path) else v for k, v in spec.__dict__.items() if k not in nested}
+    data = {"spec": settings, "teach": asdict(spec.teach), "audit_budget": asdict(spec.audit_budget)}
+    atomic_write_text(path, json.dumps(data | {"rows": rows}, indent=2) + "\n")

@@ -38,6 +38,21 @@ METRICS = (
     ),
     ("cost.eval_wall_s", "eval s", "evaluation wall time"),
 )
+# `--audit` columns (lm_unlearn.benchmark.audit), shown only when a row has them.
+AUDIT_METRICS = (
+    (
+        "audit.relearn.gap_closed",
+        "relearn gap closed",
+        "share of the forget-NLL gap between the run and the target that relearning on part of the "
+        "forget set closes, (NLL_run - NLL_attacked) / (NLL_run - NLL_target) on the rest; "
+        "0 = nothing comes back, 1 = back to the target; ↓",
+    ),
+    (
+        "audit.quantize.gap_closed",
+        "quantize gap closed",
+        "the same after quantising the weights (4-bit by default, simulated on CPU); ↓",
+    ),
+)
 # What the verdict checks read (report/verdict.py), kept per row beside the columns above.
 VERDICT_METRICS = (
     "forget.judge_rate",
@@ -52,8 +67,16 @@ KEYS = ("scenario", "method", "kind", "seed")
 REFERENCES = ("retrain", "target")  # shown first in each scenario, in this order
 
 
-def row_from_eval(scenario: str, method: str, kind: str, seed: int | str, eval_json: Path) -> dict[str, Any]:
-    """One leaderboard row: the evaluated model's metrics, train and evaluation cost."""
+def row_from_eval(
+    scenario: str,
+    method: str,
+    kind: str,
+    seed: int | str,
+    eval_json: Path,
+    audit: dict[str, dict] | None = None,
+) -> dict[str, Any]:
+    """One leaderboard row: the evaluated model's metrics, train and evaluation cost, and the
+    `audit` attacks' gap_closed (`benchmark.audit.audit_run`) with their notes."""
     result = json.loads(Path(eval_json).read_text(encoding="utf-8"))
     metrics = dict(result.get("metrics", {}).get("model", {}))
     run_cost = result.get("run_cost", {})
@@ -66,7 +89,16 @@ def row_from_eval(scenario: str, method: str, kind: str, seed: int | str, eval_j
     row.update({name: _number(metrics.get(name)) for name, _, _ in METRICS})
     row["verdict"] = {name: _number(metrics.get(name)) for name in VERDICT_METRICS}
     row["thresholds"] = result.get("info", {}).get("config", {}).get("verdict") or {}
+    for name, entry in (audit or {}).items():
+        row[f"audit.{name}.gap_closed"] = _number(entry.get("gap_closed"))
+        if entry.get("note"):
+            row.setdefault("notes", []).append(f"{name}: {entry['note']}")
     return row
+
+
+def columns(rows: list[dict[str, Any]]) -> tuple:
+    """METRICS, then the audit columns some row has."""
+    return METRICS + tuple(c for c in AUDIT_METRICS if any(c[0] in r for r in rows))
 
 
 def _number(value: Any) -> float | None:
@@ -81,8 +113,8 @@ def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for (scenario, method, kind), members in groups.items():
         agg: dict[str, Any] = {"scenario": scenario, "method": method, "kind": kind, "seeds": len(members)}
-        for name, _, _ in METRICS:
-            values = [m[name] for m in members if m[name] is not None]
+        for name, _, _ in columns(members):
+            values = [m[name] for m in members if m.get(name) is not None]
             agg[name] = statistics.fmean(values) if values else None
             agg[name + ".std"] = statistics.stdev(values) if len(values) > 1 else None
         means = {}
@@ -90,6 +122,7 @@ def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             values = [m["verdict"][name] for m in members if m.get("verdict", {}).get(name) is not None]
             means[name] = statistics.fmean(values) if values else None
         agg["verdict"], agg["thresholds"] = means, members[0].get("thresholds", {})
+        agg["notes"] = [f"seed {m['seed']}, {note}" for m in members for note in m.get("notes", [])]
         out.append(agg)
     return sorted(out, key=_order)
 
@@ -153,24 +186,27 @@ def verdict_markdown(rows: list[dict[str, Any]]) -> list[str]:
 def markdown(rows: list[dict[str, Any]], title: str, notes: list[str] | None = None) -> str:
     """The aggregated rows as Markdown: the verdicts, best trade-off first, then a table of every
     column with a legend."""
-    head = ["scenario", "method", "seeds"] + [header for _, header, _ in METRICS]
+    shown = columns(rows)
+    head = ["scenario", "method", "seeds"] + [header for _, header, _ in shown]
     lines = [f"# {title}", ""] + [f"{n}" for n in notes or []] + ([""] if notes else [])
     lines += verdict_markdown(rows) + ["## Details", ""]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         method = f"*{row['method']}* (reference)" if row["kind"] == "reference" else row["method"]
         cells = [row["scenario"], method, str(row["seeds"])]
-        cells += [_cell(row[name], row.get(name + ".std")) for name, _, _ in METRICS]
+        cells += [_cell(row.get(name), row.get(name + ".std")) for name, _, _ in shown]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Columns (mean over seeds, ± sample standard deviation when there are several):", ""]
-    lines += [f"- **{header}** (`{name}`): {meaning}" for name, header, meaning in METRICS]
+    lines += [f"- **{header}** (`{name}`): {meaning}" for name, header, meaning in shown]
+    notes = [f"- {r['scenario']} / {r['method']}, {note}" for r in rows for note in r.get("notes", [])]
+    lines += ["", "Why a value is missing:", "", *notes] if notes else []
     return "\n".join(lines) + "\n"
 
 
 def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
     """Every (scenario, method, seed) row, one metric per column under its eval.json name."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(KEYS) + [name for name, _, _ in METRICS])
+    writer = csv.DictWriter(buffer, fieldnames=list(KEYS) + [name for name, _, _ in columns(rows)])
     writer.writeheader()
     for row in rows:
         writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in writer.fieldnames})

@@ -7,12 +7,14 @@ from typing import Annotated
 
 import typer
 
+from lm_unlearn.benchmark.audit import AuditBudget
 from lm_unlearn.benchmark.prepare import TeachSettings
 from lm_unlearn.cli._common import fail, setup_logging
 from lm_unlearn.config import DEFAULT_MODEL
 from lm_unlearn.errors import UnlearnError
 
 defaults = TeachSettings()
+budget = AuditBudget()
 
 
 def _split(text: str) -> list[str]:
@@ -83,6 +85,19 @@ def benchmark_command(
             help="Override for every unlearning run: key=value; METHOD:key=value for one method's runs.",
         ),
     ] = None,
+    audit: Annotated[
+        str | None,
+        typer.Option(
+            help="Attacks run on every method's run at one budget, e.g. relearn,quantize; adds the "
+            "share of the forget gap each closes."
+        ),
+    ] = None,
+    relearn_steps: Annotated[
+        int, typer.Option(min=1, help="--audit relearn: fine-tuning steps.")
+    ] = budget.relearn_steps,
+    relearn_lr: Annotated[
+        float, typer.Option(help="--audit relearn: AdamW learning rate.")
+    ] = budget.relearn_lr,
 ) -> None:
     """Run methods × scenarios × seeds; write leaderboard.md, leaderboard.csv and trade-off plots."""
     from lm_unlearn.benchmark.grid import GridSpec, run_grid
@@ -102,6 +117,8 @@ def benchmark_command(
         teach=TeachSettings(epochs=epochs),
         overrides=set_ or [],
         out=out,
+        audit=_split(audit) if audit else [],
+        audit_budget=AuditBudget(relearn_steps=relearn_steps, relearn_lr=relearn_lr),
     )
     try:
         paths = run_grid(spec)

@@ -5,14 +5,16 @@ from __future__ import annotations
 # Heuristic thresholds on the fraction of the unlearning gap an attack closes. They sort
 # results for a reader; the numbers beside them are the evidence.
 MOSTLY, PARTLY = 0.5, 0.15
+# A gap (nats) below which the ratio would be noise over a tiny denominator.
+MIN_GAP = 0.05
 
 
 def gap_closed(before: float, after: float, original: float | None) -> float | None:
     """(before - after) / (before - original) for a lower-is-better measure such as NLL.
 
-    None when there is no original, or unlearning left (almost) no gap to close.
+    None when there is no original, or unlearning left (almost) no gap to close (< MIN_GAP).
     """
-    if original is None or before - original < 0.05:
+    if original is None or before - original < MIN_GAP:
         return None
     return (before - after) / (before - original)
 
