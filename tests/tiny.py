@@ -130,3 +130,11 @@ def train_until_checkpoint(cfg, run_dir: Path, monkeypatch, at_step: int | None 
     with pytest.raises(KeyboardInterrupt):
         train(cfg, run_dir)
     monkeypatch.setattr(ckpt, "save_checkpoint", real_save)
+
+
+def tiny_benchmark_args(model_dir, out, *extra: str) -> list[str]:
+    """`unlearn benchmark` on the knowledge scenario with ga and graddiff, taught and unlearned
+    in a few steps on the tiny model (10 people, 2 steps, 0.1 epochs, 64 tokens), into `out`."""
+    args = ["benchmark", "--scenario", "knowledge", "--methods", "ga,graddiff", "--model", str(model_dir)]
+    args += ["--people", "10", "--steps", "2", "--epochs", "0.1", "--set", "data.max_length=64"]
+    return [*args, "--out", str(out), *extra]

@@ -4,6 +4,7 @@ import csv
 import json
 
 import pytest
+from tiny import tiny_benchmark_args
 from typer.testing import CliRunner
 
 from lm_unlearn.benchmark import prepare as prep
@@ -12,15 +13,6 @@ from lm_unlearn.cli import app
 from lm_unlearn.scenarios import make
 
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    """One prepared-model cache for the module, so the CLI tests share the taught models."""
-    root = tmp_path_factory.mktemp("cache")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("LM_UNLEARN_CACHE", str(root))
-        yield root
 
 
 def test_split_learn_drops_every_record_about_the_forget_people(tmp_path):
@@ -46,17 +38,8 @@ def test_rebase_points_paths_into_the_prepared_data(tmp_path):
 
 def test_benchmark_cli_writes_the_leaderboard_with_reference_rows(cache, tmp_path, tiny_model_dir):
     out = tmp_path / "bench"
-    args = [
-        "benchmark",
-        "--scenario",
-        "knowledge",
-        "--methods",
-        "ga,graddiff",
-        "--model",
-        str(tiny_model_dir),
-    ]
-    args += ["--people", "10", "--steps", "2", "--epochs", "0.1", "--eval-limit", "6", "--out", str(out)]
-    args += ["--metrics", "generation,likelihood,forget_quality", "--set", "data.max_length=64"]
+    args = tiny_benchmark_args(tiny_model_dir, out, "--eval-limit", "6")
+    args += ["--metrics", "generation,likelihood,forget_quality"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader((out / "leaderboard.csv").open()))

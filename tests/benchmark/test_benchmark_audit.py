@@ -4,6 +4,7 @@ import csv
 import json
 
 import pytest
+from tiny import tiny_benchmark_args
 from typer.testing import CliRunner
 
 from lm_unlearn.benchmark.audit import BUDGETED, AuditBudget, check_attacks, gap_figure
@@ -72,27 +73,10 @@ def test_unknown_audit_attack_is_refused_before_any_work(tmp_path):
     assert not (tmp_path / "b").exists()
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cache")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("LM_UNLEARN_CACHE", str(root))
-        yield root
-
-
 def test_benchmark_audit_fills_the_columns_and_reuses_finished_attacks(cache, tmp_path, tiny_model_dir):
     out = tmp_path / "bench"
-    args = [
-        "benchmark",
-        "--scenario",
-        "knowledge",
-        "--methods",
-        "ga,graddiff",
-        "--model",
-        str(tiny_model_dir),
-    ]
-    args += ["--people", "10", "--steps", "2", "--stop", "steps", "--epochs", "0.1", "--eval-limit", "4"]
-    args += ["--metrics", "likelihood", "--out", str(out), "--set", "data.max_length=64"]
+    args = tiny_benchmark_args(tiny_model_dir, out, "--stop", "steps", "--eval-limit", "4")
+    args += ["--metrics", "likelihood"]
     # ga moves the forget NLL; graddiff at a vanishing learning rate leaves it where it was.
     args += ["--set", "ga:train.lr=1e-2", "--set", "graddiff:train.lr=1e-12"]
     args += ["--audit", "relearn,quantize", "--relearn-steps", "2", "--relearn-lr", "3e-4"]
