@@ -6,7 +6,7 @@ PIP = $(PY) -m pip install -q
 # uv resolves the lock; pinned so that `make lock` gives the same file on any machine.
 UV_VERSION = 0.13.9
 # torch's CUDA-only dependencies: the CPU build needs none of them, so the lock leaves them out.
-CUDA_DEPS = triton nvidia-cublas nvidia-cuda-cupti nvidia-cuda-nvrtc nvidia-cuda-runtime nvidia-cudnn-cu13 \
+CUDA_DEPS = triton cuda-bindings cuda-pathfinder cuda-toolkit nvidia-cublas nvidia-cuda-cupti nvidia-cuda-nvrtc nvidia-cuda-runtime nvidia-cudnn-cu13 \
 	nvidia-cufft nvidia-cufile nvidia-curand nvidia-cusolver nvidia-cusparse nvidia-cusparselt-cu13 \
 	nvidia-nccl-cu13 nvidia-nvjitlink nvidia-nvshmem-cu13 nvidia-nvtx
 
