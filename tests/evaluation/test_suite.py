@@ -1,3 +1,6 @@
+import logging
+import re
+
 import pytest
 
 from lm_unlearn.evaluation import evaluate
@@ -69,13 +72,33 @@ def test_similarity_to_itself_is_perfect(tiny_model_dir, data, make_cfg):
     assert m["retain.cosine_vs_original"] == pytest.approx(1.0 - m["retain.empty_rate"], abs=1e-4)
 
 
-def test_original_pass_is_cached(tiny_model_dir, other_tiny_dirs, data, make_cfg, tmp_path, monkeypatch):
+def bars(stderr: str) -> set[str]:
+    """The labels of the progress bars in captured stderr that show a count and an ETA."""
+    return set(re.findall(r"(\w[\w ]*: [a-z][a-z ]*\w): +\d+%\|[^|]*\| \d+/\d+ \[\d\d:\d\d<", stderr))
+
+
+def test_original_pass_is_cached(
+    tiny_model_dir, other_tiny_dirs, data, make_cfg, tmp_path, monkeypatch, caplog, capsys
+):
     monkeypatch.setenv("LM_UNLEARN_CACHE", str(tmp_path))
+    caplog.set_level(logging.INFO, logger="lm_unlearn.evaluation.passes")
     cfg = make_cfg(metrics=["generation", "likelihood", "mia", "utility"], cache_original=True)
+    capsys.readouterr()
     first = evaluate(str(tiny_model_dir), data, cfg, original=str(other_tiny_dirs[0]))
+    first_bars, first_log = bars(capsys.readouterr().err), caplog.text
+    caplog.clear()
     second = evaluate(str(tiny_model_dir), data, cfg, original=str(other_tiny_dirs[0]))
+    second_bars = bars(capsys.readouterr().err)
     assert not first["info"]["eval_cost"]["original_from_cache"]
     assert second["info"]["eval_cost"]["original_from_cache"]
+    # Each pass shows a bar with counts and an ETA; the cached original's passes are skipped,
+    # and the log says so.
+    for name in ("generation", "likelihood forget", "gradient norms forget", "fluency retain"):
+        assert f"model: {name}" in first_bars and f"model: {name}" in second_bars, (name, first_bars)
+    assert "original: generation" in first_bars and "original: likelihood forget" in first_bars
+    assert not any(b.startswith("original") for b in second_bars), second_bars
+    assert "read from the cache" not in first_log
+    assert "original's generations and scores read from the cache" in caplog.text
     assert len(list((tmp_path / "eval").glob("original-*.json"))) == 1
     assert set(second["metrics"]) == set(first["metrics"])
     for role, values in first["metrics"].items():
