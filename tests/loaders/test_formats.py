@@ -318,6 +318,24 @@ def test_muse_published_layout(tmp_path):
     }
 
 
+def test_muse_knowmem_folder_converts_into_one_directory(tmp_path):
+    # MUSE's knowmem folder (swj0419/muse_bench constants.py): each QA file has an in-context
+    # examples file beside it; the two must not share a role
+    root, out = tmp_path / "MUSE-News" / "knowmem", tmp_path / "muse"
+    root.mkdir(parents=True)
+    qa = [{"question": "What did the harbour board vote?", "answer": "To dredge."}]
+    for name in ("forget_qa", "forget_qa_icl", "retain_qa", "retain_qa_icl"):
+        (root / f"{name}.json").write_text(json.dumps(qa))
+        convert("muse", root / f"{name}.json", out)
+    roles = {name: info["role"] for name, info in meta(out)["files"].items()}
+    assert roles == {
+        "forget_qa_knowmem.jsonl": "forget_qa",
+        "forget_qa_icl_knowmem.jsonl": "forget_qa_icl",
+        "retain_qa_knowmem.jsonl": "retain_qa",
+        "retain_qa_icl_knowmem.jsonl": "retain_qa_icl",
+    }
+
+
 def test_muse_text_file_is_one_document(tmp_path):
     raw = tmp_path / "forget.txt"
     raw.write_text("First paragraph here.\n\nSecond paragraph " + "word " * 250)
