@@ -9,20 +9,20 @@ from typer.testing import CliRunner
 
 from lm_unlearn.cli import app
 
-RECORD = {
-    "id": "c-1",
+RECORD = {  # the layout of Dissecting-FT-Unlearning's data/*_answers.json; content written for the test
+    "id": 1,
     "Concept": "Velmora",
     "Layer": 1,
     "Dim": 12,
-    "wikipedia_content": "Velmora is an island town famous for glass floats.\n\nIts harbour freezes.",
-    "QA": ["What is Velmora famous for?", "What happens to its harbour in winter?"],
-    "text_completion": [{"First_half": "Velmora is an island", "Second_half": "town famous for floats."}],
-    "unrelated_QA": ["What colour is a ripe banana?", "How many days are in a week?"],
+    "wikipedia_content": "Velmora is a town famous for glass floats.\n\n\n== Winter ==\n\nIt freezes.",
+    "QA": [" What is Velmora famous for?\n", " What happens to its harbour in winter?"],
+    "text_completion": [{"First_half": "Velmora is an island", "Second_half": "town famous for floats"}],
+    "unrelated_QA": [" What colour is a ripe banana?\n", " How many days are in a week?"],
     "QA_with_answers": [
-        "Question: What is Velmora famous for?\n Answer: Glass floats.",
-        "Question: What happens to its harbour in winter?\n Answer: It freezes.",
+        "Question:  What is Velmora famous for?\n\n Answer:  Glass floats.",
+        "Question:  What happens to its harbour in winter?\n Answer:  It freezes.",
     ],
-    "answers_tokens_num": [3, 3],
+    "answers_tokens_num": [5, 5],
 }
 
 
@@ -33,7 +33,7 @@ def invoke(*args):
 
 
 def test_concept_convert_run_eval(tmp_path, tiny_model_dir):
-    other = RECORD | {"Concept": "Other", "id": "c-2"}
+    other = RECORD | {"Concept": "Other", "id": 2}
     source = tmp_path / "concepts.json"
     source.write_text(json.dumps([other, RECORD]))
     data = tmp_path / "velmora"

@@ -318,6 +318,24 @@ def test_muse_published_layout(tmp_path):
     }
 
 
+def test_muse_knowmem_folder_converts_into_one_directory(tmp_path):
+    # MUSE's knowmem folder (swj0419/muse_bench constants.py): each QA file has an in-context
+    # examples file beside it; the two must not share a role
+    root, out = tmp_path / "MUSE-News" / "knowmem", tmp_path / "muse"
+    root.mkdir(parents=True)
+    qa = [{"question": "What did the harbour board vote?", "answer": "To dredge."}]
+    for name in ("forget_qa", "forget_qa_icl", "retain_qa", "retain_qa_icl"):
+        (root / f"{name}.json").write_text(json.dumps(qa))
+        convert("muse", root / f"{name}.json", out)
+    roles = {name: info["role"] for name, info in meta(out)["files"].items()}
+    assert roles == {
+        "forget_qa_knowmem.jsonl": "forget_qa",
+        "forget_qa_icl_knowmem.jsonl": "forget_qa_icl",
+        "retain_qa_knowmem.jsonl": "retain_qa",
+        "retain_qa_icl_knowmem.jsonl": "retain_qa_icl",
+    }
+
+
 def test_muse_text_file_is_one_document(tmp_path):
     raw = tmp_path / "forget.txt"
     raw.write_text("First paragraph here.\n\nSecond paragraph " + "word " * 250)
@@ -337,22 +355,24 @@ def test_chunk_text_keeps_every_word():
     assert chunk_text(text, max_words=3) == ["a b c", "d e f", "g h"]
 
 
-def concept_record(name="Zorblat", layer=17, dim=4021):
-    """One record in the layout Hong et al. publish (ConceptVectors), content written for the test."""
+def concept_record(name="Zorblat", layer=17, dim=4021, ident=7):
+    """One record as Hong et al. publish it (Dissecting-FT-Unlearning's data/*_answers.json), content
+    written for the test: an int id, questions as " ...?\\n", answers as
+    "Question:  ...?\\n\\n Answer:  ..." (the original's generation, cut at 30 tokens)."""
     return {
-        "id": "concept-7",
+        "id": ident,
         "Concept": name,
         "Layer": layer,
         "Dim": dim,
-        "wikipedia_content": f"{name} is a card game. It has rules.",
-        "QA": [f"What is {name}?", f"Who plays {name}?"],
+        "wikipedia_content": f"{name} is a card game.\nIt has rules.\n\n\n== History ==\n\nSailors made it.",
+        "QA": [f" What is {name}?\n", f" Who plays {name}?"],
         "text_completion": [{"First_half": f"{name} is", "Second_half": "a card game."}],
-        "unrelated_QA": ["What is the capital of Peru?", "How many legs does a spider have?"],
+        "unrelated_QA": [" What is the capital of Peru?\n", " How many legs does a spider have?"],
         "QA_with_answers": [
-            f"Question: What is {name}?\n Answer: It is a card game played with tiles.",
-            f"Question: Who plays {name}?\n Answer: Mostly sailors.",
+            f"Question:  What is {name}?\n\n Answer:  It is a card game played with tiles.",
+            f"Question:  Who plays {name}?\n Answer:  Mostly sailors.\n\nExplanation: at sea",
         ],
-        "answers_tokens_num": [9, 4],
+        "answers_tokens_num": [9, 12],
     }
 
 
@@ -364,11 +384,11 @@ def test_concept_published_layout(tmp_path):
     out = convert("concept", tmp_path / "concepts.json", tmp_path / "out", concept="zorblat")
     answered = [
         {"prompt": "What is Zorblat?", "response": "It is a card game played with tiles."},
-        {"prompt": "Who plays Zorblat?", "response": "Mostly sailors."},
+        {"prompt": "Who plays Zorblat?", "response": "Mostly sailors.\n\nExplanation: at sea"},
     ]
     assert rows(out / "forget.jsonl") == answered + [
         {"prompt": "Zorblat is", "response": "a card game."},
-        {"text": "Zorblat is a card game. It has rules."},
+        {"text": "Zorblat is a card game. It has rules. == History == Sailors made it."},
     ]
     assert rows(out / "forget_qa.jsonl") == answered
     assert rows(out / "extraction.jsonl") == [{"prompt": "Zorblat is", "response": "a card game."}]
@@ -377,9 +397,7 @@ def test_concept_published_layout(tmp_path):
         {"prompt": "How many legs does a spider have?"},
     ]
     assert not (out / "retain.jsonl").exists()  # the published layout has no unrelated answers
-    assert rows(out / "concept_vectors.jsonl") == [
-        {"id": "concept-7", "concept": "Zorblat", "layer": 17, "dim": 4021}
-    ]
+    assert rows(out / "concept_vectors.jsonl") == [{"id": 7, "concept": "Zorblat", "layer": 17, "dim": 4021}]
     roles = {name: info["role"] for name, info in meta(out)["files"].items()}
     assert roles["unrelated.jsonl"] == "unrelated" and roles["concept_vectors.jsonl"] == "concept_vector"
     with pytest.raises(DataError, match="no concept named 'Nope'.*Zorblat, Other"):
@@ -399,6 +417,16 @@ def test_concept_without_answers_gives_question_only_prompts(tmp_path):
     ]
     with pytest.raises(DataError, match="missing field 'response'"):
         read_records(DatasetConfig(path=str(out / "forget_qa.jsonl")), "forget")
+
+
+def test_concept_vectors_files_say_id_as_ID_and_have_no_answers(tmp_path):
+    # ConceptVectors' OLMo files name the identifier ID and, like its LLaMA files, carry no
+    # QA_with_answers or answers_tokens_num
+    record = {k: v for k, v in CONCEPT.items() if k not in ("id", "QA_with_answers", "answers_tokens_num")}
+    out = convert("concept", write_jsonl(tmp_path / "olmo.jsonl", [record | {"ID": 194}]), tmp_path / "out")
+    vectors = rows(out / "concept_vectors.jsonl")
+    assert vectors == [{"id": 194, "concept": "Zorblat", "layer": 17, "dim": 4021}]
+    assert rows(out / "forget_qa.jsonl") == [{"prompt": "What is Zorblat?"}, {"prompt": "Who plays Zorblat?"}]
 
 
 def test_concept_question_objects_with_answers_are_read(tmp_path):

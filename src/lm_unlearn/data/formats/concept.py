@@ -3,11 +3,12 @@ and its ConceptVectors benchmark, in the layout the authors publish.
 
 One record per concept:
 
-  id, Concept        an identifier and the concept's name
+  id, Concept        an identifier (an int; `ID` in some ConceptVectors files) and the name
   Layer, Dim         the located concept vector: MLP value vector Dim of layer Layer
   wikipedia_content  an encyclopedia text about the concept
-  QA                 questions about the concept (strings)
-  QA_with_answers    "Question: ...\\n Answer: ..." strings: the original model's own answers
+  QA                 questions about the concept (strings, as " What is X?\\n")
+  QA_with_answers    "Question:  ...?\\n\\n Answer:  ..." strings: the original model's own answers
+                     (in Dissecting-FT-Unlearning's data/*_answers.json, not in ConceptVectors)
   text_completion    [{First_half, Second_half}] passages to continue
   unrelated_QA       questions on other topics (strings)
   answers_tokens_num the answers' token counts (not used)
@@ -120,7 +121,8 @@ def vector(row: dict, where: str, name: str) -> dict | None:
         raise DataError(
             f"{where}: fields 'Layer' and 'Dim' must be whole numbers >= 0, got {layer!r}, {dim!r}"
         )
-    return {"id": row.get("id"), "concept": name, "layer": layer, "dim": dim}
+    ident = row["id"] if "id" in row else row.get("ID")  # LLaMA files say id, OLMo files ID
+    return {"id": ident, "concept": name, "layer": layer, "dim": dim}
 
 
 def _files() -> dict[str, DataFile]:

@@ -7,14 +7,16 @@ Each of MUSE's published forms converts to our JSONL:
   blank lines and packed into chunks of at most CHUNK_WORDS words, never across documents,
   as raw-text records -> `STEM.jsonl`;
 - privacy-leak sets `privleak/*.json` (lists of strings, like raw) -> `STEM_privleak.jsonl`;
-- knowmem QA (`knowmem/*_qa.json`: `question`, `answer`) -> `STEM_knowmem.jsonl`;
+- knowmem QA (`knowmem/*_qa.json` and the in-context examples `*_qa_icl.json`: `question`,
+  `answer`) -> `STEM_knowmem.jsonl`;
 - verbmem (`verbmem/forget.json`: `prompt`, `gt`, the true continuation) -> prompt/response
   extraction pairs, `STEM_verbmem.jsonl`.
 
 The form is read from the file: `.txt` is raw text, a list of strings is raw (privleak when
 the file sits in a `privleak` folder), otherwise the first record's fields decide. Roles come
-from the name's split: forget_qa -> forget_qa, retain2_qa -> retain_qa, holdout -> heldout,
-retain1 -> retain, forget verbmem -> extraction, privleak/holdout -> heldout_privleak.
+from the name's split: forget_qa -> forget_qa, retain2_qa -> retain_qa, forget_qa_icl ->
+forget_qa_icl, holdout -> heldout, retain1 -> retain, forget verbmem -> extraction,
+privleak/holdout -> heldout_privleak.
 """
 
 from __future__ import annotations
@@ -51,7 +53,9 @@ def chunk_text(raw: str, max_words: int = CHUNK_WORDS) -> list[str]:
 def _role(name: str, kind: str) -> str:
     if kind == "verbmem":
         return "extraction" if split_of(name) == "forget" else role_of(name, "extraction")
-    return role_of(name, {"knowmem": "qa", "privleak": "privleak"}.get(kind, ""))
+    if kind == "knowmem":  # forget_qa_icl.json holds the in-context examples for forget_qa.json
+        return role_of(name, "qa_icl" if "icl" in name.lower().split("_") else "qa")
+    return role_of(name, "privleak" if kind == "privleak" else "")
 
 
 def _documents(path: Path) -> list[tuple[str, str]]:
