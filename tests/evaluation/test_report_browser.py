@@ -1,5 +1,6 @@
-"""report.html in headless Chromium: the verdict panel and two before/after answer pairs are in
-the first screen (1280x800), and every image loads. Skipped when Chromium is not installed."""
+"""report.html and the comparison page in headless Chromium: the verdict panel and two
+before/after answer pairs are in the first screen (1280x800), and every image loads. Skipped
+when Chromium is not installed."""
 
 import json
 import re
@@ -92,7 +93,10 @@ def test_report_first_screen_and_images_in_chromium(tmp_path):
 
 
 def test_comparison_first_screen_and_images_in_chromium(tmp_path):
-    page = render_comparison({"a": eval_result(), "b": eval_result(**{"retain.rougeL_vs_original": 0.9})})
+    kept = realistic()
+    kept["metrics"]["model"]["retain.rougeL_vs_original"] = 0.9
+    page = render_comparison({"a": realistic(), "b": kept})
     seen = measure(page, tmp_path)
     assert seen["verdict"] is not None and seen["verdict"] <= seen["screen"], seen
+    assert all(b is not None and b <= seen["screen"] for b in seen["pairs"]), seen
     assert seen["images"] == 1 and seen["broken"] == [], seen

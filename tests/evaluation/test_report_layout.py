@@ -9,7 +9,13 @@ from report_fixtures import HOSTILE, MARKER, eval_result, write_run
 from typer.testing import CliRunner
 
 from lm_unlearn.cli.evaluate import register, verdict_lines
-from lm_unlearn.report import refresh_report, render_comparison, render_report, write_outputs
+from lm_unlearn.report import (
+    redact_result,
+    refresh_report,
+    render_comparison,
+    render_report,
+    write_outputs,
+)
 from lm_unlearn.report.headline import word_diff
 from lm_unlearn.report.html import read_run
 
@@ -162,7 +168,7 @@ def test_compare_puts_the_best_tradeoff_first(tmp_path):
     }
     html = render_comparison(results)
     checker = check(html)
-    assert checker.order[:2] == ["verdict", "tradeoff"] and '<section id="table"><details>' in html
+    assert checker.order[:3] == ["verdict", "answers", "tradeoff"] and '<section id="table"><details>' in html
     body = html[html.index('id="verdict"') :]
     assert body.index("good") < body.index("wrecked")
     assert "✓ Worked" in html and checker.images == 1
@@ -176,3 +182,29 @@ def test_compare_puts_the_best_tradeoff_first(tmp_path):
     out = CliRunner().invoke(make_app(), ["compare", *paths, "--out", str(tmp_path / "c.html")])
     assert out.exit_code == 0, out.output
     assert out.output.index("1. good") < out.output.index("forget.judge_rate ")
+
+
+def test_compare_shows_each_runs_answers_and_redacts(tmp_path):
+    results = {"a": eval_result(), "b": eval_result(**{"retain.rougeL_vs_original": 0.9})}
+    results["b"]["examples"]["retain"][0]["generation"] = "b-only-answer"
+    html = render_comparison(results)
+    check(html)
+    answers = html[html.index('id="answers"') : html.index('id="tradeoff"')]
+    # the best run first under each prompt, the original's answer above both
+    assert answers.index("before") < answers.index(">b<") < answers.index(">a<")
+    assert "<ins>b-only-answer</ins>" in answers and "retain question 0" in answers
+    assert MARKER in answers  # forget-side text shows when nothing is redacted
+    redacted = render_comparison(results, redact=True)
+    check(redacted)
+    assert MARKER not in redacted and "[redacted: " in redacted and "retain question 0" in redacted
+    results["a"] = redact_result(results["a"])  # one redacted eval.json redacts the whole page
+    assert MARKER not in render_comparison(results)
+    paths = []
+    for label in ("a", "b"):
+        (tmp_path / label).mkdir()
+        (tmp_path / label / "eval.json").write_text(json.dumps(eval_result()))
+        paths.append(str(tmp_path / label))
+    out = tmp_path / "c.html"
+    done = CliRunner().invoke(make_app(), ["compare", *paths, "--out", str(out), "--redact"])
+    assert done.exit_code == 0, done.output
+    assert MARKER not in out.read_text() and "[redacted: " in out.read_text()

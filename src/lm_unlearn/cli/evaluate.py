@@ -118,9 +118,10 @@ def compare_command(
     runs: Annotated[list[Path], typer.Argument(help="Run (or eval output) directories with eval.json.")],
     out: Annotated[Path, typer.Option(help="Comparison report to write.")] = Path("comparison.html"),
     all_metrics: Annotated[bool, typer.Option("--all", help="Print every metric, not the headline.")] = False,
+    redact: Annotated[bool, typer.Option(help="Hide forget-side text in the comparison report.")] = False,
 ) -> None:
     """Compare evaluated runs: print their verdicts (best trade-off first) and a metric table;
-    write a report with the same layout and the trade-off plot."""
+    write a report with the same layout, the runs' answers and the trade-off plot."""
     from lm_unlearn.files import atomic_write_text
     from lm_unlearn.report.comparison import comparison_rows, render_comparison
 
@@ -150,7 +151,7 @@ def compare_command(
         keep = [i for i, n in enumerate(names) if n in HEADLINE or n.startswith("cost.")]
         names, columns = [names[i] for i in keep], [[c[i] for i in keep] for c in columns]
     typer.echo(_table(list(results), names, columns))
-    atomic_write_text(out, render_comparison(results))
+    atomic_write_text(out, render_comparison(results, redact=redact))
     typer.echo(f"\nwrote {out}")
 
 

@@ -1,5 +1,6 @@
 """Several evaluated runs on one page, verdict first: runs ranked best trade-off first with
-their verdicts, then the forget-vs-utility plot, then every metric (folded away)."""
+their verdicts, the same prompts answered by the original and by each run, then the
+forget-vs-utility plot, then every metric (folded away)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ from html import escape
 from typing import Any
 
 from lm_unlearn.evaluation.catalog import FORGET_AXIS, UTILITY_AXIS, describe
-from lm_unlearn.report.html import page
+from lm_unlearn.report.headline import ANSWER_SIDES, word_diff
+from lm_unlearn.report.html import page, redact_result
 from lm_unlearn.report.plots import tradeoff_scatter
-from lm_unlearn.report.tables import collapsible, fmt_value, img
+from lm_unlearn.report.tables import REDACTED, collapsible, fmt_value, img
 from lm_unlearn.report.verdict import (
     Overall,
     VerdictRow,
@@ -103,9 +105,61 @@ def comparison_scatter(results: dict[str, dict[str, Any]]) -> str | None:
     return tradeoff_scatter(points, f"{x_name} (lower = more forgotten)", y_name, target)
 
 
-def render_comparison(results: dict[str, dict[str, Any]], title: str = "lm-unlearn comparison") -> str:
-    """Runs side by side, verdict first: the ranked verdict table, the trade-off plot, then
-    every metric of every run (collapsed)."""
+def _answered(result: dict[str, Any], role: str) -> list[dict[str, Any]]:
+    rows = result.get("examples", {}).get(role, [])
+    return [r for r in rows if "generation" in r and "original_generation" in r]
+
+
+def prompt_answers(results: dict[str, dict[str, Any]], labels: list[str], role: str, i: int) -> str:
+    """Prompt i of `role`: the original's answer (as the first run recorded it), then each run's
+    that answered the same prompt, words changed from the original's marked."""
+    first = _answered(results[labels[0]], role)[i]
+    before = str(first["original_generation"])
+    original = word_diff(before, before)[0]  # nothing marked; placeholders styled as redacted
+    lines = [f"<div><span class='desc'>before</span> {original}</div>"]
+    for label in labels:
+        rows = _answered(results[label], role)
+        if i < len(rows) and rows[i].get("prompt") == first.get("prompt"):
+            after = word_diff(before, str(rows[i]["generation"]))[1]
+            lines.append(f"<div><span class='desc'>{escape(label)}</span> {after}</div>")
+    prompt = str(first.get("prompt", ""))
+    cls = " redacted" if prompt.startswith(REDACTED) else ""
+    return (
+        f"<div class='pairbox'><div class='prompt{cls}'>{escape(prompt)}</div>"
+        f"<div class='ba'>{''.join(lines)}</div></div>"
+    )
+
+
+def comparison_answers(
+    results: dict[str, dict[str, Any]], labels: list[str], per_side: int = 1, more: int = 3
+) -> str:
+    """The first `per_side` forget and normal prompts answered before and by every run (best
+    first); `more` further prompts a side folded below."""
+    columns = []
+    for role, title in ANSWER_SIDES:
+        count = len(_answered(results[labels[0]], role)) if labels else 0
+        if not count:
+            continue
+        shown = "".join(prompt_answers(results, labels, role, i) for i in range(min(per_side, count)))
+        rest = range(per_side, min(per_side + more, count))
+        if rest:
+            pairs = "".join(prompt_answers(results, labels, role, i) for i in rest)
+            shown += f"<details><summary>{len(rest)} more</summary>{pairs}</details>"
+        columns.append(f"<div><h3>{escape(title)}</h3>{shown}</div>")
+    if not columns:
+        return ""
+    head = '<section id="answers"><h2>Answers before → after</h2>'
+    return f"{head}<div class='cols'>{''.join(columns)}</div></section>"
+
+
+def render_comparison(
+    results: dict[str, dict[str, Any]], title: str = "lm-unlearn comparison", redact: bool = False
+) -> str:
+    """Runs side by side, verdict first: the ranked verdict table, the same prompts answered by
+    each run, the trade-off plot, then every metric of every run (collapsed). Forget-side text is
+    replaced by placeholders with `redact`, or when any run's eval.json was redacted."""
+    if redact or any(r.get("info", {}).get("redacted") for r in results.values()):
+        results = {label: redact_result(r) for label, r in results.items()}
     ranked = ranked_verdicts(results)
     scatter = comparison_scatter(results)
     names, table = comparison_rows(results)
@@ -121,6 +175,7 @@ def render_comparison(results: dict[str, dict[str, Any]], title: str = "lm-unlea
         f'<section id="verdict"><h2>Best trade-off first</h2>{leaderboard_table(ranked)}'
         "<p class='desc'>Ranked by verdicts met, then the least remembered, then the best kept. "
         "Hover a cell for its sentence; thresholds as recorded in each eval.json.</p></section>",
+        comparison_answers(results, [label for label, _, _ in ranked]),
         '<section id="tradeoff"><h2>Trade-off</h2>' + img(scatter, "forget vs utility") + "</section>",
         collapsible(
             "table",
@@ -129,4 +184,4 @@ def render_comparison(results: dict[str, dict[str, Any]], title: str = "lm-unlea
             f"{len(names)} metrics",
         ),
     ]
-    return page(title, body)
+    return page(title, [b for b in body if b])
