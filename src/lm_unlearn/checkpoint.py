@@ -4,6 +4,9 @@ Layout: checkpoints/step-000040/{trainable.safetensors, optimizer.safetensors, s
 terms.safetensors when a term keeps tensors (gru's average retain gradient).
 A directory only gets its final name once every file in it is complete, so an interrupted
 save leaves a `.tmp-*` directory that `latest_checkpoint` ignores.
+Under FSDP the parameters and optimizer moments are sharded (DTensors): every rank gathers the
+full tensors for a save (only the main one writes), and each rank keeps its own shard on load,
+so a checkpoint has one layout whatever the number of processes.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
+from torch.distributed.tensor import DTensor, distribute_tensor
 
 from lm_unlearn.errors import UnlearnError
 from lm_unlearn.files import atomic_directory
@@ -24,10 +28,24 @@ from lm_unlearn.rundir import RunDir
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 
 
+def _full(t: torch.Tensor) -> torch.Tensor:
+    """The whole tensor on the CPU (a sharded one gathered: a collective, so on every rank)."""
+    t = t.detach()
+    return (t.full_tensor() if isinstance(t, DTensor) else t).to("cpu").contiguous()
+
+
+def _like(value: torch.Tensor, param: torch.Tensor) -> torch.Tensor:
+    """A saved whole tensor as `param` holds it: this rank's shard of a sharded parameter."""
+    if isinstance(param, DTensor) and not isinstance(value, DTensor) and value.shape == param.shape:
+        # Every rank read the same file, so each takes its own chunk without communicating.
+        return distribute_tensor(
+            value.to(param.device), param.device_mesh, param.placements, src_data_rank=None
+        )
+    return value
+
+
 def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {
-        name: p.detach().to("cpu").contiguous() for name, p in model.named_parameters() if p.requires_grad
-    }
+    return {name: _full(p) for name, p in model.named_parameters() if p.requires_grad}
 
 
 def optimizer_state(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
@@ -39,7 +57,7 @@ def optimizer_state(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.T
         scalars[str(pid)] = {}
         for key, value in entries.items():
             if torch.is_tensor(value):
-                tensors[f"{pid}.{key}"] = value.detach().to("cpu").contiguous()
+                tensors[f"{pid}.{key}"] = _full(value)
             else:
                 scalars[str(pid)][key] = value
     return tensors, {"state": scalars, "param_groups": state_dict["param_groups"]}
@@ -47,9 +65,10 @@ def optimizer_state(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.T
 
 def restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict, meta: dict) -> None:
     state: dict[int, dict[str, Any]] = {int(pid): dict(v) for pid, v in meta["state"].items()}
+    params = [p for group in optimizer.param_groups for p in group["params"]]  # state_dict's ids
     for key, value in tensors.items():
         pid, name = key.split(".", 1)
-        state.setdefault(int(pid), {})[name] = value
+        state.setdefault(int(pid), {})[name] = _like(value, params[int(pid)])
     optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 
@@ -91,13 +110,18 @@ def save_checkpoint(
     scheduler,
     keep: int = 1,
     terms: dict[str, dict[str, Any]] | None = None,
-) -> Path:
-    """terms: the objective's per-term state (Objective.state, e.g. pdu's dual variable)."""
+    write: bool = True,
+) -> Path | None:
+    """terms: the objective's per-term state (Objective.state, e.g. pdu's dual variable).
+    write=False: only take part in gathering a sharded model's tensors (FSDP's other ranks)."""
+    weights = trainable_state(model)
     opt_tensors, opt_meta = optimizer_state(optimizer)
+    if not write:
+        return None
     term_scalars, term_tensors = term_state(terms or {})
 
     def fill(tmp: Path) -> None:
-        save_file(trainable_state(model), str(tmp / "trainable.safetensors"))
+        save_file(weights, str(tmp / "trainable.safetensors"))
         save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
         if term_tensors:
             save_file(term_tensors, str(tmp / "terms.safetensors"))
@@ -158,7 +182,7 @@ def load_checkpoint(
     params = dict(model.named_parameters())
     with torch.no_grad():
         for name, value in weights.items():
-            params[name].copy_(value)
+            params[name].copy_(_like(value, params[name]))
     restore_optimizer(optimizer, load_file(str(path / "optimizer.safetensors")), state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     if terms is not None:

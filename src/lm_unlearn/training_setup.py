@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from accelerate import Accelerator
-from accelerate.state import AcceleratorState
+from accelerate.state import AcceleratorState, PartialState
+from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
 
 from lm_unlearn.config import DatasetConfig, RunConfig, TrainConfig
 from lm_unlearn.data import PromptFormat, Record, encode_records, read_records
@@ -61,7 +63,41 @@ def start_accelerator(t: TrainConfig) -> tuple[Accelerator, str]:
     accelerator = Accelerator(
         mixed_precision="bf16" if precision == "bf16" else "no", cpu=not has_accelerator()
     )
+    fsdp_on_cpu(accelerator)
     return accelerator, precision
+
+
+def fsdp_on_cpu(accelerator: Accelerator) -> None:
+    """Honour an FSDP launch config on a CPU-only machine.
+
+    accelerate (1.15) only switches to FSDP from a GPU-like process group: on CPU it ignores
+    ACCELERATE_USE_FSDP and silently runs DDP (MULTI_CPU). torch's FSDP2 (`fully_shard`) does
+    run on gloo, and accelerate's FSDP2 preparation, clipping and state-dict gathering are
+    device-agnostic, so the state is switched to FSDP with the plugin read from the launch config.
+    """
+    on_cpu = accelerator.distributed_type in (DistributedType.MULTI_CPU, DistributedType.FSDP)
+    if accelerator.device.type != "cpu" or not on_cpu:
+        return
+    if os.environ.get("ACCELERATE_USE_FSDP", "false").lower() != "true":
+        return
+    if os.environ.get("FSDP_VERSION", "1") != "2":
+        raise ConfigError(
+            "FSDP on CPU needs fsdp_version: 2 in the accelerate config (torch's fully_shard); "
+            "FSDP1 wants a GPU"
+        )
+    if os.environ.get("FSDP_CPU_RAM_EFFICIENT_LOADING", "false").lower() == "true":
+        raise ConfigError(
+            "fsdp_cpu_ram_efficient_loading: true needs a GPU; set it to false in the accelerate config "
+            "(the engine loads the weights on every rank)"
+        )
+    plugin = FullyShardedDataParallelPlugin()  # from the FSDP_* variables `accelerate launch` sets
+    if accelerator.mixed_precision != "no":
+        plugin.set_mixed_precision(accelerator.mixed_precision)
+    accelerator.state.distributed_type = DistributedType.FSDP
+    accelerator.state.fsdp_plugin = plugin
+    # As accelerate does on GPUs: every later AcceleratorState() copies the process state back.
+    PartialState._shared_state["distributed_type"] = DistributedType.FSDP
+    log.info("FSDP on CPU: sharding with torch's fully_shard (FSDP2) over gloo")
 
 
 @dataclass
