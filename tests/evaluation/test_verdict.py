@@ -121,3 +121,23 @@ def test_verdict_block_in_yaml_is_typed(tmp_path):
     path.write_text("verdict: {retain_rougeL_min: 2}\n")
     with pytest.raises(ConfigError, match="retain_rougeL_min"):
         load_eval_config(path)
+
+
+def test_without_a_judge_forget_quality_decides_forgotten():
+    """A TOFU-style benchmark run has no judge but a forget quality against the retain-only model:
+    Forgotten is judged on it (>= 0.05 by default), and the runs rank by it, highest first."""
+    kept = {"retain.rougeL_vs_original": 0.8, "forget.rougeL": 0.6}
+    good = result(kept | {"forget_quality.ks_pvalue": 0.503}, {"forget_quality.ks_pvalue": 0.0067})
+    rows = by_key(verdict_rows(good))
+    assert rows["forgotten"].metric == "forget_quality.ks_pvalue" and rows["forgotten"].passed is True
+    assert "0.0067 → 0.503 (target ≥ 0.05)" in rows["forgotten"].summary
+    assert overall(list(rows.values())).text.startswith("Worked")
+    low = verdict_rows(result(kept | {"forget_quality.ks_pvalue": 0.049}))
+    assert by_key(low)["forgotten"].passed is False
+    strict = verdict_rows(
+        result(kept | {"forget_quality.ks_pvalue": 0.503}, verdict={"forget_quality_min": 0.6})
+    )
+    assert by_key(strict)["forgotten"].passed is False
+    better = verdict_rows(result(kept | {"forget_quality.ks_pvalue": 0.9}))
+    worse = verdict_rows(result(kept | {"forget_quality.ks_pvalue": 0.2}))
+    assert tradeoff_key(better) < tradeoff_key(worse)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from lm_unlearn.benchmark.audit import AuditBudget, audit_run, check_attacks
-from lm_unlearn.benchmark.leaderboard import row_from_eval, write_leaderboard
+from lm_unlearn.benchmark.leaderboard import row_from_eval, write_comparison, write_leaderboard
 from lm_unlearn.benchmark.prepare import Prepared, TeachSettings, prepare
 from lm_unlearn.config import DEFAULT_MODEL, apply_overrides, validate_config
 from lm_unlearn.files import atomic_write_text
@@ -133,12 +133,16 @@ def evaluate_reference(prepared: Prepared, which: str, cfg, out_dir: Path) -> Pa
     return RunDir(out_dir).eval
 
 
+def method_run_dir(spec: GridSpec, scenario: str, method: str, seed: int) -> Path:
+    return Path(spec.out) / "runs" / f"{scenario}-{method}-seed{seed}"
+
+
 def method_row(prepared: Prepared, name: str, method: str, seed: int, spec: GridSpec, cfg) -> dict:
     """Unlearn and evaluate one method's run (reused when it holds eval.json), audit it when
     asked; its leaderboard row."""
     from lm_unlearn.evaluation.run import evaluate_run
 
-    run_dir = Path(spec.out) / "runs" / f"{name}-{method}-seed{seed}"
+    run_dir = method_run_dir(spec, name, method, seed)
     if not RunDir(run_dir).eval.is_file():
         shutil.rmtree(run_dir, ignore_errors=True)  # an interrupted earlier attempt
         log.info("unlearning %s with %s (seed %d)", name, method, seed)
@@ -153,6 +157,7 @@ def run_grid(spec: GridSpec) -> dict[str, Path]:
     check_attacks(spec.audit)
     out = Path(spec.out)
     rows: list[dict[str, Any]] = []
+    pages: dict[str, dict[str, Path]] = {}  # scenario -> label -> eval.json, first seed's runs
     started = time.perf_counter()
     for scenario in spec.scenarios:
         for seed in spec.seeds:
@@ -167,6 +172,11 @@ def run_grid(spec: GridSpec) -> dict[str, Path]:
                     evaluate_reference(prepared, which, cfg, ref_dir)
                 rows.append(row_from_eval(name, which, "reference", seed, RunDir(ref_dir).eval))
             rows += [method_row(prepared, name, method, seed, spec, cfg) for method in spec.methods]
+            if seed == spec.seeds[0]:
+                pages[name] = {m: RunDir(method_run_dir(spec, name, m, seed)).eval for m in spec.methods}
+                pages[name]["retrain (reference)"] = RunDir(
+                    out / "reference" / f"{name}-retrain-seed{seed}"
+                ).eval
     notes = [
         f"Base model `{spec.model}`; methods unlearn the target "
         + (
@@ -178,6 +188,8 @@ def run_grid(spec: GridSpec) -> dict[str, Path]:
         "Every row is evaluated against the target (original) and the retrain model (taught the "
         "retain part only). The retrain row's forget quality is 1 by construction (its truth "
         "ratios tested against themselves); the target row shows where unlearning starts.",
+        "Answers before and after, side by side with each run's verdict (seed "
+        f"{spec.seeds[0]}): " + ", ".join(f"`report-{name}.html`" for name in pages) + ".",
         f"Total wall time {time.perf_counter() - started:.0f} s.",
     ]
     if spec.audit:
@@ -186,6 +198,9 @@ def run_grid(spec: GridSpec) -> dict[str, Path]:
             f"Audit, the same budget for every method: {spec.audit_budget.describe(spec.audit)}.",
         )
     paths = write_leaderboard(rows, out, "lm-unlearn benchmark", notes)
+    for scenario, evals in pages.items():
+        page = out / f"report-{scenario}.html"
+        paths[f"report:{scenario}"] = write_comparison(evals, page, f"lm-unlearn benchmark: {scenario}")
     write_benchmark_json(spec, rows, out / "benchmark.json")
     return paths
 

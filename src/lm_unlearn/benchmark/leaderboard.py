@@ -57,6 +57,7 @@ AUDIT_METRICS = (
 VERDICT_METRICS = (
     "forget.judge_rate",
     "forget.rougeL",
+    "forget_quality.ks_pvalue",
     "paraphrased.judge_rate",
     "retain.rougeL_vs_original",
     "unrelated.bleu_vs_original",
@@ -241,3 +242,13 @@ def write_leaderboard(seed_rows: list[dict[str, Any]], out_dir: Path, title: str
             atomic_write_bytes(path, png)
             paths[f"plot:{scenario}"] = path
     return paths
+
+
+def write_comparison(evals: dict[str, Path], path: Path, title: str) -> Path:
+    """One scenario's runs on one HTML page (`unlearn compare`'s): verdicts best trade-off first,
+    the same prompts answered by the original and by each run, the trade-off plot, every metric."""
+    from lm_unlearn.report.comparison import render_comparison
+
+    results = {label: json.loads(p.read_text(encoding="utf-8")) for label, p in evals.items()}
+    atomic_write_text(path, render_comparison(results, title=title))
+    return path

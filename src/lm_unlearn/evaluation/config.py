@@ -100,6 +100,14 @@ class VerdictConfig(Strict):
         description="Unrelated answers kept when their BLEU against the original's is at least this "
         "(unrelated.bleu_vs_original).",
     )
+    forget_quality_min: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="Without a judge, forgotten when TOFU's forget quality (forget_quality.ks_pvalue: the "
+        "KS-test p-value of the truth ratios against the retain-only model's) is at least this; 0.05: "
+        "the two cannot be told apart at the 5 % level.",
+    )
     privleak_abs_max: float | None = Field(
         None,
         ge=0,

@@ -3,8 +3,9 @@
 A pure function of the eval result (and the thresholds in `EvalConfig.verdict`): no files, no
 models. The rows, in order:
 
-  forgotten    forget.judge_rate (model) <= forget_judge_rate_max; without a judge, forget.rougeL
-               is shown and not judged
+  forgotten    forget.judge_rate (model) <= forget_judge_rate_max; without a judge, TOFU's forget
+               quality (forget_quality.ks_pvalue, evaluated with a retain-only model) >=
+               forget_quality_min; without either, forget.rougeL is shown and not judged
   generalises  paraphrased.judge_rate <= forget_judge_rate_max (the same bound: rewording a
                forget question should not bring the answer back)
   kept         retain.rougeL_vs_original >= retain_rougeL_min (normal answers as the original's)
@@ -25,6 +26,7 @@ from lm_unlearn.evaluation.config import VerdictConfig
 
 MIA_AUCS = ("mia.min_k.auc", "mia.loss.auc", "mia.zlib.auc", "mia.min_k_pp.auc", "mia.ref.auc")
 KEPT = ("kept", "unrelated")
+FORGET_QUALITY = "forget_quality.ks_pvalue"
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,7 @@ def show(metric: str, value: float | None) -> str:
     """A headline value as the panel writes it: shares as percent, attack scores as numbers."""
     if value is None:
         return "–"
-    return f"{value:.3g}" if metric.startswith("mia.") else pct(value)
+    return f"{value:.3g}" if metric.startswith(("mia.", "forget_quality.")) else pct(value)
 
 
 def _values(result: dict[str, Any], name: str) -> tuple[float | None, float | None, float | None]:
@@ -89,10 +91,13 @@ def _at_least(value: float | None, bound: float) -> bool | None:
 
 def forgotten_row(result: dict[str, Any], t: VerdictConfig) -> VerdictRow:
     before, after, retrain = _values(result, "forget.judge_rate")
-    if after is None:  # no judge: show the answer overlap, judge nothing
+    if after is None and _values(result, FORGET_QUALITY)[1] is not None:
+        return forget_quality_row(result, t)
+    if after is None:  # no judge, no retain-only model: show the answer overlap, judge nothing
         before, after, retrain = _values(result, "forget.rougeL")
         summary = (
-            "Forgotten: not judged, as no judge was configured (set `judge:` in the eval config); "
+            "Forgotten: not judged, as no judge was configured (set `judge:` in the eval config) "
+            "and no retain-only model gave a forget quality; "
             f"answer overlap with the forget answers (ROUGE-L) {pct(before)} → {pct(after)}"
         )
         return VerdictRow(
@@ -106,6 +111,22 @@ def forgotten_row(result: dict[str, Any], t: VerdictConfig) -> VerdictRow:
         summary += f"; held-out forget-like prompts {pct(heldout)}"
     return VerdictRow(
         "forgotten", "Forgotten", "forget.judge_rate", before, after, retrain, target, passed, summary
+    )
+
+
+def forget_quality_row(result: dict[str, Any], t: VerdictConfig) -> VerdictRow:
+    """Forgotten, judged by TOFU's forget quality: how far the truth ratios on the forget questions
+    are from the retain-only model's (a KS-test p-value; higher = closer to never trained)."""
+    before, after, retrain = _values(result, FORGET_QUALITY)
+    target = f"≥ {t.forget_quality_min:g}"
+    was = "–" if before is None else f"{before:.3g}"
+    summary = (
+        f"Forgotten: forget quality (TOFU: KS-test p-value against the retain-only model's truth "
+        f"ratios) {was} → {after:.3g} (target {target})"
+    )
+    passed = _at_least(after, t.forget_quality_min)
+    return VerdictRow(
+        "forgotten", "Forgotten", FORGET_QUALITY, before, after, retrain, target, passed, summary
     )
 
 
@@ -200,7 +221,7 @@ def overall(rows: list[VerdictRow]) -> Overall:
     kept = [by[k] for k in KEPT if k in by and by[k].passed is not None]
     damaged = [r.title.lower() for r in kept if not r.passed]
     if forgot is None:
-        return Overall(None, "Cannot say whether it was forgotten: no judge was configured.")
+        return Overall(None, "Cannot say whether it was forgotten: no judge and no forget quality.")
     if not kept:
         word = "met" if forgot else "not met"
         return Overall(None, f"Forget target {word}; whether the model was kept was not measured.")
@@ -217,11 +238,14 @@ def overall(rows: list[VerdictRow]) -> Overall:
 
 
 def tradeoff_key(rows: list[VerdictRow]) -> tuple:
-    """Sort key, best trade-off first: verdicts met, then least remembered, then best kept."""
+    """Sort key, best trade-off first: verdicts met, then least remembered (lowest judge rate or
+    ROUGE-L, highest forget quality), then best kept."""
     by = {r.key: r for r in rows}
     passed = sum(1 for r in rows if r.passed)
     forgot = by.get("forgotten")
     kept = by.get("kept")
     remembered = forgot.after if forgot is not None and forgot.after is not None else math.inf
+    if forgot is not None and forgot.metric == FORGET_QUALITY and forgot.after is not None:
+        remembered = -forgot.after  # higher forget quality = less remembered
     similarity = kept.after if kept is not None and kept.after is not None else -math.inf
     return (-passed, remembered, -similarity)
