@@ -488,3 +488,19 @@ def test_a_yaml_bomb_gives_a_short_message(tmp_path):
     result = invoke("run", path)
     assert result.exit_code == 2 and "invalid configuration" in result.output
     assert len(result.output) < 2000
+
+
+def test_a_deep_yaml_bomb_is_never_expanded():
+    """Cutting the message is not enough: the full repr of these values (7**11 copies of a
+    short list, tens of gigabytes from 400 bytes of YAML) must never be built."""
+    from lm_unlearn.config import validate_config
+    from lm_unlearn.errors import ConfigError
+
+    names = "abcdefghijkl"
+    lines = ['a: &a ["xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"]']
+    lines += [f"{name}: &{name} [{', '.join([f'*{prev}'] * 7)}]" for prev, name in zip(names, names[1:])]
+    text = "\n".join(lines) + "\ntrain: {batch_size: *l, lr: *l, seed: *l}\n"
+    assert len(text) < 500
+    with pytest.raises(ConfigError, match="invalid configuration") as info:
+        validate_config(yaml.safe_load(text), "bomb.yaml")
+    assert "train.batch_size" in str(info.value) and len(str(info.value)) < 2000
