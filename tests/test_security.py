@@ -289,6 +289,13 @@ def test_resume_refuses_a_finished_run_and_a_missing_manifest(tmp_path, tiny_mod
     one_line_error(invoke("run", "--resume", run_dir), "manifest.json is missing")
 
 
+@pytest.mark.parametrize("weight", ["[1]", "abc", "{x: 1}"])
+def test_a_term_weight_that_is_not_a_number(tmp_path, tiny_model_dir, weight):
+    path = write_config(tmp_path, tiny_model_dir)
+    result = invoke("run", path, "--set", f"objective={{ga: {{weight: {weight}}}}}")
+    one_line_error(result, "objective.ga.weight", "a number")
+
+
 def test_a_failed_final_save_is_recorded_and_explained(tmp_path, tiny_model_dir, monkeypatch):
     import errno
 
