@@ -182,6 +182,29 @@ def test_prepare_reads_only_files_inside_the_scenario_directory(tmp_path, name):
         prep.split_learn(data)
 
 
+@pytest.mark.parametrize("config, role", [("run.yaml", "retain"), ("eval.yaml", "forget")])
+@pytest.mark.parametrize("name", ["../outside.jsonl", "ABSOLUTE"])
+def test_scenario_configs_name_only_files_inside_the_scenario_directory(tmp_path, config, role, name):
+    """run.yaml and eval.yaml are scenario data too: the benchmark trains on (retain) and
+    evaluates what they name, so a path must name one of the scenario's own files."""
+    from lm_unlearn.benchmark.prepare import Prepared
+    from lm_unlearn.errors import DataError
+    from lm_unlearn.scenarios import make
+
+    data = make("knowledge", tmp_path / "k" / "data", seed=0, people=10)
+    outside = tmp_path / "k" / "outside.jsonl"
+    outside.write_text('{"prompt": "secret?", "response": "taught from outside"}\n')
+    settings = yaml.safe_load((data / config).read_text())
+    (settings["data"] if config == "run.yaml" else settings)[role]["path"] = (
+        str(outside) if name == "ABSOLUTE" else name
+    )
+    (data / config).write_text(yaml.safe_dump(settings))
+    prepared = Prepared(tmp_path / "k")
+    read = prepared.run_data if config == "run.yaml" else prepared.eval_data
+    with pytest.raises(DataError, match=f"{config}: .*outside.jsonl is not a file inside"):
+        read()
+
+
 def test_prepare_copies_no_links(tmp_path, tiny_model_dir, monkeypatch):
     from lm_unlearn.benchmark import prepare as prep
     from lm_unlearn.scenarios import make
