@@ -121,7 +121,8 @@ MARKER = "Zqxv7731Marker"
 
 def test_redaction_leaves_no_forget_text_in_any_written_file(tmp_path, tiny_model_dir, monkeypatch):
     """A unique marker in the forget data (and the judge's patterns and stop strings, which repeat
-    it as a scenario's judge does) appears in no file the run, evaluation, report or cache write."""
+    it as a scenario's judge does) appears in no file the run, evaluations, `unlearn report` or
+    the cache write."""
     from tiny import write_jsonl
 
     monkeypatch.setenv("LM_UNLEARN_CACHE", str(tmp_path / "cache"))
@@ -153,6 +154,9 @@ def test_redaction_leaves_no_forget_text_in_any_written_file(tmp_path, tiny_mode
     assert result.exit_code == 0, result.output
     result = invoke("eval", "--model", run_dir, "--data", eval_yaml, "--redact", "--out", tmp_path / "ev")
     assert result.exit_code == 0, result.output
+    for evaluated in (run_dir, tmp_path / "ev"):  # re-rendered from the redacted eval.json
+        result = invoke("report", evaluated)
+        assert result.exit_code == 0, result.output
 
     cached = list((tmp_path / "cache" / "eval").glob("*.json"))
     assert cached and all(json.loads(p.read_text())["scores_only"] for p in cached)
