@@ -101,6 +101,8 @@ def test_run_name_is_one_plain_path_component(tmp_path, tiny_model_dir, name):
     result = invoke("run", path, "--set", f"name={name!r}" if name else "name=''")
     assert result.exit_code == 2, result.output
     assert "name" in result.output and "Traceback" not in result.output
+    (message,) = [line for line in result.output.splitlines() if line.startswith("  name:")]
+    assert message.count("got") == 1 and message.endswith("')"), message  # the name once, on this line
     written = {p for p in tmp_path.rglob("*")} - {p for p in tmp_path.iterdir()}
     assert not any(p.name in ("config.yaml", "manifest.json") for p in written)
 

@@ -353,7 +353,8 @@ DEMO_RECIPE: dict[str, Any] = {
 
 def check_plain_name(name: str, what: str) -> None:
     """A name that becomes one directory or file name: no separators, no '..', no control
-    characters, so it cannot point outside the directory it is put in."""
+    characters, so it cannot point outside the directory it is put in. The message leaves the
+    name to the caller (a validation message shows it already)."""
     bad = (
         not name
         or name in (".", "..")
@@ -364,7 +365,7 @@ def check_plain_name(name: str, what: str) -> None:
     if bad:
         raise ValueError(
             f"{what} must be one plain file name (no '/', '\\', '..' or control characters, at "
-            f"most 200 characters), got {truncate(name)}"
+            "most 200 characters)"
         )
 
 

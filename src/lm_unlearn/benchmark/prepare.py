@@ -36,7 +36,7 @@ from typing import Any
 
 import yaml
 
-from lm_unlearn.config import DEFAULT_MODEL, check_plain_name, truncate
+from lm_unlearn.config import DEFAULT_MODEL, check_plain_name, short_repr, truncate
 from lm_unlearn.errors import DataError
 from lm_unlearn.files import atomic_directory, atomic_write_json, sha256_tree
 from lm_unlearn.rundir import RunDir
@@ -150,7 +150,7 @@ def _files_by_role(data_dir: Path) -> dict[str, Path]:
         try:
             check_plain_name(name, "a file name")
         except ValueError as exc:
-            raise DataError(f"{meta_path}: files: {exc}") from None
+            raise DataError(f"{meta_path}: files: {exc}, got {short_repr(name)}") from None
         path = data_dir / name
         if not path.is_file() or path.resolve().parent != real_dir:
             raise DataError(
