@@ -101,6 +101,8 @@ def test_run_name_is_one_plain_path_component(tmp_path, tiny_model_dir, name):
     result = invoke("run", path, "--set", f"name={name!r}" if name else "name=''")
     assert result.exit_code == 2, result.output
     assert "name" in result.output and "Traceback" not in result.output
+    (message,) = [line for line in result.output.splitlines() if line.startswith("  name:")]
+    assert message.count("got") == 1 and message.endswith("')"), message  # the name once, on this line
     written = {p for p in tmp_path.rglob("*")} - {p for p in tmp_path.iterdir()}
     assert not any(p.name in ("config.yaml", "manifest.json") for p in written)
 
@@ -121,7 +123,8 @@ MARKER = "Zqxv7731Marker"
 
 def test_redaction_leaves_no_forget_text_in_any_written_file(tmp_path, tiny_model_dir, monkeypatch):
     """A unique marker in the forget data (and the judge's patterns and stop strings, which repeat
-    it as a scenario's judge does) appears in no file the run, evaluation, report or cache write."""
+    it as a scenario's judge does) appears in no file the run, evaluations, `unlearn report` or
+    the cache write."""
     from tiny import write_jsonl
 
     monkeypatch.setenv("LM_UNLEARN_CACHE", str(tmp_path / "cache"))
@@ -153,6 +156,9 @@ def test_redaction_leaves_no_forget_text_in_any_written_file(tmp_path, tiny_mode
     assert result.exit_code == 0, result.output
     result = invoke("eval", "--model", run_dir, "--data", eval_yaml, "--redact", "--out", tmp_path / "ev")
     assert result.exit_code == 0, result.output
+    for evaluated in (run_dir, tmp_path / "ev"):  # re-rendered from the redacted eval.json
+        result = invoke("report", evaluated)
+        assert result.exit_code == 0, result.output
 
     cached = list((tmp_path / "cache" / "eval").glob("*.json"))
     assert cached and all(json.loads(p.read_text())["scores_only"] for p in cached)
@@ -180,6 +186,29 @@ def test_prepare_reads_only_files_inside_the_scenario_directory(tmp_path, name):
     (data / "scenario.json").write_text(json.dumps(meta))
     with pytest.raises(DataError, match="scenario.json: files: .*(plain file name|not a file inside)"):
         prep.split_learn(data)
+
+
+@pytest.mark.parametrize("config, role", [("run.yaml", "retain"), ("eval.yaml", "forget")])
+@pytest.mark.parametrize("name", ["../outside.jsonl", "ABSOLUTE"])
+def test_scenario_configs_name_only_files_inside_the_scenario_directory(tmp_path, config, role, name):
+    """run.yaml and eval.yaml are scenario data too: the benchmark trains on (retain) and
+    evaluates what they name, so a path must name one of the scenario's own files."""
+    from lm_unlearn.benchmark.prepare import Prepared
+    from lm_unlearn.errors import DataError
+    from lm_unlearn.scenarios import make
+
+    data = make("knowledge", tmp_path / "k" / "data", seed=0, people=10)
+    outside = tmp_path / "k" / "outside.jsonl"
+    outside.write_text('{"prompt": "secret?", "response": "taught from outside"}\n')
+    settings = yaml.safe_load((data / config).read_text())
+    (settings["data"] if config == "run.yaml" else settings)[role]["path"] = (
+        str(outside) if name == "ABSOLUTE" else name
+    )
+    (data / config).write_text(yaml.safe_dump(settings))
+    prepared = Prepared(tmp_path / "k")
+    read = prepared.run_data if config == "run.yaml" else prepared.eval_data
+    with pytest.raises(DataError, match=f"{config}: .*outside.jsonl is not a file inside"):
+        read()
 
 
 def test_prepare_copies_no_links(tmp_path, tiny_model_dir, monkeypatch):
@@ -287,6 +316,13 @@ def test_resume_refuses_a_finished_run_and_a_missing_manifest(tmp_path, tiny_mod
     assert (run_dir / "metrics.jsonl").read_text() == metrics
     (run_dir / "manifest.json").unlink()
     one_line_error(invoke("run", "--resume", run_dir), "manifest.json is missing")
+
+
+@pytest.mark.parametrize("weight", ["[1]", "abc", "{x: 1}"])
+def test_a_term_weight_that_is_not_a_number(tmp_path, tiny_model_dir, weight):
+    path = write_config(tmp_path, tiny_model_dir)
+    result = invoke("run", path, "--set", f"objective={{ga: {{weight: {weight}}}}}")
+    one_line_error(result, "objective.ga.weight", "a number")
 
 
 def test_a_failed_final_save_is_recorded_and_explained(tmp_path, tiny_model_dir, monkeypatch):
@@ -488,3 +524,19 @@ def test_a_yaml_bomb_gives_a_short_message(tmp_path):
     result = invoke("run", path)
     assert result.exit_code == 2 and "invalid configuration" in result.output
     assert len(result.output) < 2000
+
+
+def test_a_deep_yaml_bomb_is_never_expanded():
+    """Cutting the message is not enough: the full repr of these values (7**11 copies of a
+    short list, tens of gigabytes from 400 bytes of YAML) must never be built."""
+    from lm_unlearn.config import validate_config
+    from lm_unlearn.errors import ConfigError
+
+    names = "abcdefghijkl"
+    lines = ['a: &a ["xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"]']
+    lines += [f"{name}: &{name} [{', '.join([f'*{prev}'] * 7)}]" for prev, name in zip(names, names[1:])]
+    text = "\n".join(lines) + "\ntrain: {batch_size: *l, lr: *l, seed: *l}\n"
+    assert len(text) < 500
+    with pytest.raises(ConfigError, match="invalid configuration") as info:
+        validate_config(yaml.safe_load(text), "bomb.yaml")
+    assert "train.batch_size" in str(info.value) and len(str(info.value)) < 2000

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import reprlib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -352,7 +353,8 @@ DEMO_RECIPE: dict[str, Any] = {
 
 def check_plain_name(name: str, what: str) -> None:
     """A name that becomes one directory or file name: no separators, no '..', no control
-    characters, so it cannot point outside the directory it is put in."""
+    characters, so it cannot point outside the directory it is put in. The message leaves the
+    name to the caller (a validation message shows it already)."""
     bad = (
         not name
         or name in (".", "..")
@@ -363,7 +365,7 @@ def check_plain_name(name: str, what: str) -> None:
     if bad:
         raise ValueError(
             f"{what} must be one plain file name (no '/', '\\', '..' or control characters, at "
-            f"most 200 characters), got {truncate(name)}"
+            "most 200 characters)"
         )
 
 
@@ -395,11 +397,25 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
+# A few items of a few levels: YAML aliases can make 400 bytes a list whose full repr has tens
+# of gigabytes, so a message must never build it, not even to cut it.
+SHORT_REPR = reprlib.Repr()
+SHORT_REPR.maxlevel = 3
+SHORT_REPR.maxstring = SHORT_REPR.maxother = 80
+
+
+def short_repr(value: Any, limit: int = 80) -> str:
+    """repr(value) cut to `limit` characters, built from a few items of a few levels only."""
+    text = SHORT_REPR.repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
+
+
 def truncate(value: Any, limit: int = 80) -> str:
-    """repr(value) cut to `limit` characters, so a message stays a message (YAML aliases can
-    expand a few hundred bytes of input into megabytes)."""
-    text = value if isinstance(value, str) else repr(value)
-    return text if len(text) <= limit else f"{text[: limit - 20]}... ({len(text)} chars)"
+    """A string, or the repr of anything else, cut to `limit` characters so a message stays a
+    message."""
+    if not isinstance(value, str):
+        return short_repr(value, limit)
+    return value if len(value) <= limit else f"{value[: limit - 20]}... ({len(value)} chars)"
 
 
 MAX_ERRORS_SHOWN = 12
@@ -411,7 +427,7 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
     for err in errors[:MAX_ERRORS_SHOWN]:
         where = truncate(".".join(str(p) for p in err["loc"]) or "(top level)")
         got = err.get("input")
-        shown = "" if isinstance(got, dict) else f" (got {truncate(repr(got))})"
+        shown = "" if isinstance(got, dict) else f" (got {short_repr(got)})"
         lines.append(f"  {where}: {truncate(err['msg'], 200)}{shown}")
     if len(errors) > MAX_ERRORS_SHOWN:
         lines.append(f"  ... and {len(errors) - MAX_ERRORS_SHOWN} more")

@@ -31,7 +31,7 @@ def test_split_learn_drops_every_record_about_the_forget_people(tmp_path):
 def test_rebase_points_paths_into_the_prepared_data(tmp_path):
     (tmp_path / "forget.jsonl").write_text("{}\n")
     section = {"forget": {"path": "elsewhere/forget.jsonl", "limit": 3}, "retain": {"path": "hf:x"}}
-    out = prep.rebase(section, tmp_path)
+    out = prep.rebase(section, tmp_path, tmp_path / "run.yaml")
     assert out["forget"] == {"path": str((tmp_path / "forget.jsonl").resolve()), "limit": 3}
     assert out["retain"] == {"path": "hf:x"}
 

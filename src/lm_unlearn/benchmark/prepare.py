@@ -36,7 +36,7 @@ from typing import Any
 
 import yaml
 
-from lm_unlearn.config import DEFAULT_MODEL, check_plain_name, truncate
+from lm_unlearn.config import DEFAULT_MODEL, check_plain_name, short_repr, truncate
 from lm_unlearn.errors import DataError
 from lm_unlearn.files import atomic_directory, atomic_write_json, sha256_tree
 from lm_unlearn.rundir import RunDir
@@ -93,13 +93,13 @@ class Prepared:
         else:
             section = {role: {"path": str(p)} for role, p in _files_by_role(self.data_dir).items()}
             section = {k: v for k, v in section.items() if k in ROLES_WITH_DATA}
-        return rebase(section, self.data_dir)
+        return rebase(section, self.data_dir, path)
 
     def eval_data(self) -> dict[str, Any]:
         """The evaluation config (eval.yaml) with paths pointing into data/."""
         path = self.data_dir / "eval.yaml"
         if path.is_file():  # kept current by `refresh_data`
-            return rebase(yaml.safe_load(path.read_text(encoding="utf-8")) or {}, self.data_dir)
+            return rebase(yaml.safe_load(path.read_text(encoding="utf-8")) or {}, self.data_dir, path)
         data = self.run_data()  # a converted directory: its files by role, truth-ratio questions too
         by_role = _files_by_role(self.data_dir)
         perturbed = by_role.get("forget_perturbed", by_role.get("perturbed"))  # TOFU's, or a converter's
@@ -108,20 +108,28 @@ class Prepared:
         return data
 
 
-def rebase(section: Any, root: Path) -> Any:
-    """Point every `path:` at root/<file name> when that file is there.
+def rebase(section: Any, root: Path, source: Path) -> Any:
+    """Point every `path:` at root/<file name>.
 
     `unlearn data make --out DIR` writes paths as typed at --out (relative to the cwd of that
-    call, or to a build directory since renamed), so only the file name is trusted.
+    call, or to a build directory since renamed), so only the file name is trusted, and it
+    must name one of the scenario's own files: run.yaml and eval.yaml (`source`) are scenario
+    data, and the benchmark trains on and evaluates what they name. Hub data (`hf:`) stays.
     """
     if isinstance(section, list):
-        return [rebase(v, root) for v in section]
+        return [rebase(v, root, source) for v in section]
     if not isinstance(section, dict):
         return section
-    out = {k: rebase(v, root) for k, v in section.items()}
+    out = {k: rebase(v, root, source) for k, v in section.items()}
     path = out.get("path")
-    if isinstance(path, str) and not path.startswith("hf:") and (root / Path(path).name).is_file():
-        out["path"] = str((root / Path(path).name).resolve())
+    if isinstance(path, str) and not path.startswith("hf:"):
+        local = root / Path(path).name
+        if not local.is_file() or local.resolve().parent != root.resolve():
+            raise DataError(
+                f"{source}: path {truncate(path)} is not a file inside {root}; a scenario's "
+                "configs may name only its own files"
+            )
+        out["path"] = str(local.resolve())
     return out
 
 
@@ -142,7 +150,7 @@ def _files_by_role(data_dir: Path) -> dict[str, Path]:
         try:
             check_plain_name(name, "a file name")
         except ValueError as exc:
-            raise DataError(f"{meta_path}: files: {exc}") from None
+            raise DataError(f"{meta_path}: files: {exc}, got {short_repr(name)}") from None
         path = data_dir / name
         if not path.is_file() or path.resolve().parent != real_dir:
             raise DataError(

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from pydantic import ValidationError, create_model
 
+from lm_unlearn.config import truncate
 from lm_unlearn.errors import ConfigError
 from lm_unlearn.objectives.context import RunContext, StepContext
 
@@ -295,6 +296,8 @@ def build_objective(method: str | None, objective: dict | None) -> Objective:
             raise ConfigError(f"objective: unknown term '{name}'; known terms: {', '.join(sorted(TERMS))}")
         spec = {"weight": spec} if isinstance(spec, int | float) else dict(spec)
         weight = spec.pop("weight", 1.0)
+        if isinstance(weight, bool) or not isinstance(weight, int | float):
+            raise ConfigError(f"objective.{name}.weight: expected a number, got {truncate(weight)}")
         try:
             params = TERMS[name].params_model.model_validate(spec).model_dump()
         except ValidationError as exc:
