@@ -25,7 +25,7 @@ needs_lm_eval = pytest.mark.skipif(
 )
 
 
-def eval_cli(tmp_path, tiny_model_dir, original_dir, lm_eval: dict):
+def eval_cli(tmp_path, tiny_model_dir, original_dir, lm_eval: dict | None, *more: str):
     """`unlearn eval --metrics utility` with only a forget set and `lm_eval:` in its data config."""
     import typer
 
@@ -37,7 +37,8 @@ def eval_cli(tmp_path, tiny_model_dir, original_dir, lm_eval: dict):
     app = typer.Typer()
     register(app)
     args = ["eval", "--model", str(tiny_model_dir), "--original", str(original_dir), "--data", str(data)]
-    return CliRunner().invoke(app, args + ["--out", str(tmp_path / "out"), "--metrics", "utility"])
+    args += ["--out", str(tmp_path / "out"), "--metrics", "utility", *more]
+    return CliRunner().invoke(app, args)
 
 
 def answer_logprob(model, tokenizer, context: str, continuation: str) -> float:
@@ -97,6 +98,17 @@ def test_a_task_yaml_file_and_the_limit(tmp_path, tiny_model_dir, other_tiny_dir
         <= {"utility.lm_eval.tiny_mc.acc", "utility.lm_eval.tiny_mc.acc_stderr"}
     )
     assert metrics["utility.lm_eval.tiny_mc.acc"] == by_hand(tiny_model_dir, DOCS[:1])[0]
+
+
+@needs_lm_eval
+def test_the_lm_eval_option_of_unlearn_eval(tmp_path, tiny_model_dir, other_tiny_dirs, monkeypatch):
+    monkeypatch.chdir(TASK_DIR)
+    result = eval_cli(tmp_path, tiny_model_dir, other_tiny_dirs[0], None, "--lm-eval", "tiny_ll.yaml")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "out" / "eval.json").read_text())["metrics"]["model"]
+    assert metrics["utility.lm_eval.tiny_ll.perplexity"] == pytest.approx(
+        by_hand(tiny_model_dir)[1], rel=1e-4
+    )
 
 
 def test_without_the_extra_asking_for_tasks_says_how_to_install(
