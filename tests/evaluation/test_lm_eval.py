@@ -120,3 +120,36 @@ def test_without_the_extra_asking_for_tasks_says_how_to_install(
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and "pip install 'lm-unlearn[lmeval]'" in lines[0], result.output
     assert not (tmp_path / "out").exists()
+
+
+@needs_lm_eval
+def test_the_originals_scores_are_cached_and_follow_the_task_files(
+    tmp_path, tiny_model_dir, other_tiny_dirs, monkeypatch
+):
+    import shutil
+
+    from lm_unlearn.config import DatasetConfig
+    from lm_unlearn.evaluation import EvalConfig, evaluate, load_eval_data
+
+    monkeypatch.setenv("LM_UNLEARN_CACHE", str(tmp_path / "cache"))
+    tasks = shutil.copytree(TASK_DIR, tmp_path / "tasks")
+    monkeypatch.chdir(tasks)
+    forget = write_jsonl(tmp_path / "forget.jsonl", FORGET_ROWS)
+    cfg = EvalConfig(
+        forget=DatasetConfig(path=str(forget)),
+        metrics=["utility"],
+        precision="fp32",
+        lm_eval={"tasks": ["tiny_ll.yaml"]},
+    )
+
+    def run():
+        return evaluate(str(tiny_model_dir), load_eval_data(cfg), cfg, original=str(other_tiny_dirs[0]))
+
+    first, second = run(), run()
+    assert second["info"]["eval_cost"]["original_from_cache"]
+    name = "utility.lm_eval.tiny_ll.perplexity"
+    assert second["metrics"]["original"][name] == first["metrics"]["original"][name]
+    (tasks / "tiny_mc.jsonl").write_text((TASK_DIR / "tiny_mc.jsonl").read_text().replace("Paris", "Lyon"))
+    third = run()
+    assert not third["info"]["eval_cost"]["original_from_cache"]
+    assert third["metrics"]["original"][name] != first["metrics"]["original"][name]
