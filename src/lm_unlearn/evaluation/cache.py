@@ -30,6 +30,12 @@ def pass_key(lm: LoadedModel, suite) -> str | None:
     if not lm.source_hashes:
         return None
     settings = {k: v for k, v in suite.cfg.model_dump(mode="json").items() if k not in IGNORED_SETTINGS}
+    if suite.cfg.lm_eval is None:
+        del settings["lm_eval"]  # so the keys of caches written before lm-eval support still match
+    else:
+        from lm_unlearn.evaluation.harness import content_digest
+
+        settings["lm_eval_content"] = content_digest(suite.cfg.lm_eval)
     versions = {}
     for name in ("lm-unlearn", "torch", "transformers"):
         try:
@@ -81,6 +87,7 @@ def save_pass(key: str, p, scores_only: bool = False) -> None:
         "scores": {k: _scores_to_json(v) for k, v in p.scores.items()},
         "gen_scores": {k: _scores_to_json(v) for k, v in p.gen_scores.items()},
         "grad_norms": {k: [a.tolist() for a in v] for k, v in p.grad_norms.items()},
+        "lm_eval": p.lm_eval,
         "tokens": p.tokens,
     }
     try:
@@ -107,6 +114,7 @@ def load_pass(key: str, groups: set[str] | frozenset[str] = frozenset()) -> dict
             grad_norms={
                 k: [np.asarray(a, dtype=np.float32) for a in v] for k, v in data.get("grad_norms", {}).items()
             },
+            lm_eval=data.get("lm_eval", {}),
             tokens=0,  # nothing was processed this time
         )
     except (json.JSONDecodeError, KeyError, TypeError) as exc:

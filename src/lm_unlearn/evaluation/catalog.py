@@ -44,7 +44,11 @@ GROUP_TITLES = {
     "unrelated": "Utility: unrelated QA",
     "mia": "Privacy: membership inference",
     "forget_quality": "Forget quality vs retain-only model (TOFU)",
+    "utility": "Utility: model utility and lm-evaluation-harness tasks",
 }
+
+# lm-evaluation-harness scores: LM_EVAL_PREFIX + "TASK.METRIC" (evaluation/harness.py).
+LM_EVAL_PREFIX = "utility.lm_eval."
 
 # The pair plotted in the forget-vs-utility trade-off: first found wins.
 FORGET_AXIS = ("forget.judge_rate", "forget.rougeL", "forget.nll")
@@ -52,6 +56,11 @@ UTILITY_AXIS = ("retain.rougeL_vs_original", "unrelated.rougeL_recall", "retain.
 
 
 def describe(name: str) -> str:
+    if name.startswith(LM_EVAL_PREFIX):
+        task, _, metric = name.removeprefix(LM_EVAL_PREFIX).rpartition(".")
+        return (
+            f"lm-evaluation-harness task {task}: {metric} as lm-eval computes it (info.definitions.lm_eval)"
+        )
     suffix = name.rsplit(".", 1)[-1]
     return SUFFIXES.get(suffix, "")
 

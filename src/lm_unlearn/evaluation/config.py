@@ -17,10 +17,11 @@ Roles left out fall back to the built-in demo sets only when `forget` is left ou
 from __future__ import annotations
 
 import json
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 
 from lm_unlearn.config import DatasetConfig, Strict, format_validation_error, read_yaml_mapping
 from lm_unlearn.errors import ConfigError
@@ -116,6 +117,44 @@ class VerdictConfig(Strict):
     )
 
 
+LM_EVAL_INSTALL = "pip install 'lm-unlearn[lmeval]'"
+
+
+def lm_eval_installed() -> bool:
+    try:
+        return find_spec("lm_eval") is not None
+    except ValueError:  # sys.modules["lm_eval"] is None: import blocked
+        return False
+
+
+class LmEvalConfig(Strict):
+    """lm-evaluation-harness tasks run on the model and the original as utility metrics
+    (`utility.lm_eval.TASK.METRIC`); needs the optional `lmeval` extra."""
+
+    tasks: list[str] = Field(
+        min_length=1,
+        description="lm-eval task, group or tag names (e.g. arc_easy), task YAML files, or directories "
+        "of task YAML files (every task defined there; lm-eval's include_path). Paths are relative to "
+        "the working directory, as are the `data_files` inside a task's YAML.",
+    )
+    include_path: list[str] = Field(
+        default_factory=list,
+        description="More directories of task YAML files whose tasks `tasks` may name.",
+    )
+    limit: int | None = Field(
+        100, ge=1, description="The first N documents of each task (lm-eval's --limit); None: all."
+    )
+    num_fewshot: int | None = Field(None, ge=0, description="Few-shot examples; None: each task's own.")
+    batch_size: int = Field(8, ge=1, description="Requests per forward pass.")
+
+    @model_validator(mode="after")
+    def _installed(self) -> LmEvalConfig:
+        # Checked here, before any model is loaded; a ConfigError passes through pydantic as is.
+        if not lm_eval_installed():
+            raise ConfigError(f"lm_eval.tasks needs lm-evaluation-harness, not installed: {LM_EVAL_INSTALL}")
+        return self
+
+
 class EvalConfig(Strict):
     forget: DatasetConfig | None = Field(None, description="The forgotten set. None: the built-in demo.")
     heldout: DatasetConfig | None = Field(None, description="Forget-like prompts never trained on.")
@@ -134,6 +173,9 @@ class EvalConfig(Strict):
         "records are split in half by words. None: the forget responses, split in half.",
     )
     judge: JudgeConfig | None = Field(None, description="None: the demo's keyword judge for the demo.")
+    lm_eval: LmEvalConfig | None = Field(
+        None, description="lm-evaluation-harness tasks as utility metrics (with the `utility` group)."
+    )
     template: Literal["auto", "chat", "plain"] = "auto"
     system_prompt: str | None = None
     metrics: list[Literal[GROUPS]] = Field(  # type: ignore[valid-type]

@@ -91,6 +91,7 @@ class Pass:
     scores: dict[str, SequenceScores] = field(default_factory=dict)
     gen_scores: dict[str, SequenceScores] = field(default_factory=dict)  # generations under original
     grad_norms: dict[str, list[np.ndarray]] = field(default_factory=dict)  # per-tensor, mia.grad_norm
+    lm_eval: dict[str, float] = field(default_factory=dict)  # "TASK.METRIC" -> lm-eval's score
     tokens: int = 0
 
 
@@ -236,6 +237,11 @@ class Suite:
         if original is not None and "utility" in groups:
             with timer(phases, f"{name}.fluency"):
                 self.fluency(p, original, name)
+        if self.cfg.lm_eval is not None and "utility" in groups:
+            from lm_unlearn.evaluation.harness import run_tasks  # lm-eval, an optional extra
+
+            with timer(phases, f"{name}.lm_eval"):
+                p.lm_eval = run_tasks(lm, self.cfg.lm_eval)
         return p
 
 

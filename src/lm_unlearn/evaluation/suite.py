@@ -16,9 +16,10 @@ import time
 from typing import Any
 
 from lm_unlearn.evaluation import forget_quality as fq
-from lm_unlearn.evaluation.catalog import SUFFIXES
+from lm_unlearn.evaluation.catalog import LM_EVAL_PREFIX, SUFFIXES
 from lm_unlearn.evaluation.config import EvalConfig
 from lm_unlearn.evaluation.cost import peak_rss_bytes, reset_peak_rss
+from lm_unlearn.evaluation.harness import definition
 from lm_unlearn.evaluation.judges import build_judge
 from lm_unlearn.evaluation.metrics.likelihood import likelihood_metrics
 from lm_unlearn.evaluation.metrics.membership import attack_reference, can_attack, membership_metrics
@@ -111,6 +112,7 @@ def read_metrics(
         m, ex = text_metrics(suite, p, judge, passes.get("original"))
         if needs_lik:
             m.update(likelihood_metrics(suite, p, ex))
+        m.update({f"{LM_EVAL_PREFIX}{k}": v for k, v in p.lm_eval.items()})
         metrics[name] = m
         if name == "model":
             examples = ex
@@ -129,6 +131,7 @@ def eval_info(
 ) -> dict[str, Any]:
     """eval.json's `info`: the models, judge, sets, settings, metric definitions and cost."""
     data = suite.data
+    lm_eval = {"lm_eval": definition(suite.cfg.lm_eval)} if suite.cfg.lm_eval is not None else {}
     return {
         "models": {name: lm.spec if lm else None for name, lm in models.items()},
         "judge": getattr(judge, "name", None),
@@ -145,6 +148,7 @@ def eval_info(
             "model_utility": "TOFU's model utility, the harmonic mean, here of "
             + (", ".join(utility_parts) or "nothing (no retain or unrelated set)")
             + "; TOFU's real-authors/world-facts probabilities and truth ratios need sets not given",
-        },
+        }
+        | lm_eval,
         "eval_cost": cost,
     }

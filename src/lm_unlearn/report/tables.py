@@ -33,6 +33,9 @@ PLOTTED = {
     "privleak",
     "ks_pvalue",
     "truth_ratio",
+    "model_utility",
+    "acc",  # lm-eval tasks' accuracy (utility.lm_eval.TASK.acc)
+    "acc_norm",
 }
 
 
