@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tiny import tiny_run_config
+from support.tiny import tiny_run_config
 
 from lm_unlearn.engine import read_history, train
 
