@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
-from tiny import tiny_run_config
+from support.tiny import tiny_run_config
 
 from lm_unlearn.engine import read_history, train
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from tiny import tiny_run_config, train_until_checkpoint
+from support.tiny import tiny_run_config, train_until_checkpoint
 from transformers import AutoModelForCausalLM
 
 from lm_unlearn import checkpoint as ckpt

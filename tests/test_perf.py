@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from tiny import build_model, build_tokenizer, tiny_run_config
+from support.tiny import build_model, build_tokenizer, tiny_run_config
 from typer.testing import CliRunner
 
 from lm_unlearn.cli import app
@@ -186,7 +186,7 @@ def test_a_recipe_measured_on_the_demo_runs_with_its_own_defaults_not_the_demo_r
 def test_the_stock_step_runs_our_loss_from_full_logits_called_with_labels(tiny_model_dir):
     import copy
 
-    from tiny import FORGET_ROWS
+    from support.tiny import FORGET_ROWS
 
     from lm_unlearn.data import PromptFormat, Record, encode_records
     from lm_unlearn.data.sampling import StepData

@@ -9,13 +9,13 @@ the scores). Nothing of it is read from FlopCounterMode, which `count_step_flops
 """
 
 import pytest
-from tiny import tiny_run_config
+from support.tiny import tiny_run_config
 
 from lm_unlearn.engine import setup
 from lm_unlearn.objectives.context import head_positions
 from lm_unlearn.perf import count_step_flops
 
-LAYERS, HIDDEN, HEADS, HEAD_DIM, LORA_R = 2, 32, 4, 8, 16  # tests/tiny.py; LoRA r is the default
+LAYERS, HIDDEN, HEADS, HEAD_DIM, LORA_R = 2, 32, 4, 8, 16  # tests/support/tiny.py; LoRA r is the default
 # (in, out) of each decoder layer's Linear, and whether it reads the embedding in layer 0 (q, k
 # and v read the normed embedding output; o, gate, up and down read values computed after the
 # first adapters, which need gradients in LoRA mode).

@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 
 import pytest
-from tiny import tiny_run_config
+from support.tiny import tiny_run_config
 
 from lm_unlearn.config import DatasetConfig
 from lm_unlearn.engine import train

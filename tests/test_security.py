@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tiny import tiny_run_config
+from support.tiny import tiny_run_config
 from typer.testing import CliRunner
 
 from lm_unlearn.cli import app
@@ -125,7 +125,7 @@ def test_redaction_leaves_no_forget_text_in_any_written_file(tmp_path, tiny_mode
     """A unique marker in the forget data (and the judge's patterns and stop strings, which repeat
     it as a scenario's judge does) appears in no file the run, evaluations, `unlearn report` or
     the cache write."""
-    from tiny import write_jsonl
+    from support.tiny import write_jsonl
 
     monkeypatch.setenv("LM_UNLEARN_CACHE", str(tmp_path / "cache"))
     inputs = tmp_path / "inputs"
@@ -407,7 +407,7 @@ def test_outputs_are_written_atomically(module):
 
 
 def test_converted_gguf_is_checked_against_its_record_on_every_load(tmp_path, tiny_model_dir, monkeypatch):
-    from tiny import save_tiny
+    from support.tiny import save_tiny
 
     from lm_unlearn import models
 

@@ -4,7 +4,7 @@ import csv
 
 import optuna
 import yaml
-from tiny import tiny_run_config
+from support.tiny import tiny_run_config
 
 from lm_unlearn.config import TargetConfig
 from lm_unlearn.tune import pareto, run_tune, score

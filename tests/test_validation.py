@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from tiny import FORGET_ROWS, RETAIN_ROWS, tiny_run_config
+from support.tiny import FORGET_ROWS, RETAIN_ROWS, tiny_run_config
 
 from lm_unlearn.config import TargetConfig
 from lm_unlearn.data import Record

@@ -2,7 +2,7 @@ import copy
 
 import pytest
 import torch
-from tiny_archs import tiny_arch
+from support.archs import tiny_arch
 
 from lm_unlearn.analysis.attacks import ATTACKS
 from lm_unlearn.analysis.attacks.logit_lens import lens_ranks, token_ranks

@@ -3,7 +3,7 @@ import math
 
 import pytest
 import torch
-from tiny_archs import CONFIGS, VOCAB, tiny_arch
+from support.archs import CONFIGS, VOCAB, tiny_arch
 from torch import nn
 
 from lm_unlearn.analysis import arch

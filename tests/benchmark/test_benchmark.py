@@ -4,7 +4,7 @@ import csv
 import json
 
 import pytest
-from tiny import tiny_benchmark_args
+from support.tiny import tiny_benchmark_args
 from typer.testing import CliRunner
 
 from lm_unlearn.benchmark import prepare as prep

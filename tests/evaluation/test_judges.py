@@ -1,5 +1,5 @@
 import pytest
-from tiny import build_tokenizer
+from support.tiny import build_tokenizer
 from transformers import LlamaConfig, LlamaForSequenceClassification
 
 from lm_unlearn.errors import ConfigError

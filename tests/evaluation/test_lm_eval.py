@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from tiny import FORGET_ROWS, write_jsonl
+from support.tiny import FORGET_ROWS, write_jsonl
 from typer.testing import CliRunner
 
 from lm_unlearn.cli.evaluate import register

@@ -4,8 +4,8 @@ import json
 
 import pytest
 import yaml
-from run_helpers import changed, forget_nll, weights
-from tiny import FORGET_ROWS, tiny_run_config, write_jsonl
+from support.runs import changed, forget_nll, weights
+from support.tiny import FORGET_ROWS, tiny_run_config, write_jsonl
 from typer.testing import CliRunner
 
 from lm_unlearn.api import unlearn

@@ -4,8 +4,8 @@ import json
 
 import pytest
 import torch
-from run_helpers import forget_nll
-from tiny import FORGET_ROWS, tiny_run_config
+from support.runs import forget_nll
+from support.tiny import FORGET_ROWS, tiny_run_config
 
 from lm_unlearn.data import PromptFormat, Record, collate, encode_records
 from lm_unlearn.data.sampling import read_refusals

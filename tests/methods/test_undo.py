@@ -6,8 +6,8 @@ import math
 
 import pytest
 import torch
-from run_helpers import changed, forget_nll, weights
-from tiny import tiny_run_config
+from support.runs import changed, forget_nll, weights
+from support.tiny import tiny_run_config
 
 from lm_unlearn.api import unlearn
 from lm_unlearn.files import sha256_tree

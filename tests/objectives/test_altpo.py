@@ -5,7 +5,7 @@ import math
 
 import pytest
 import torch
-from tiny import tiny_run_config, train_until_checkpoint
+from support.tiny import tiny_run_config, train_until_checkpoint
 
 from lm_unlearn.data import PromptFormat, Record, encode_records
 from lm_unlearn.data.sampling import StepData

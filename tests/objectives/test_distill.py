@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from term_helpers import LOG, ROW, FixedModel, batch_of
+from support.terms import LOG, ROW, FixedModel, batch_of
 
 from lm_unlearn.data.tokenize import IGNORE
 from lm_unlearn.objectives import StepContext, build_objective

@@ -4,7 +4,7 @@ import math
 
 import pytest
 import torch
-from term_helpers import LOG, ROW, P, batch_of, context
+from support.terms import LOG, ROW, P, batch_of, context
 
 from lm_unlearn.data.tokenize import IGNORE
 from lm_unlearn.objectives import build_objective
@@ -128,7 +128,7 @@ def test_task_vector_trains_like_fine_tuning():
 
 
 def test_refusal_batch_pairs_each_forget_prompt_with_a_seeded_refusal(tiny_model_dir):
-    from tiny_setup import tiny_data
+    from support.steps import tiny_data
 
     _, data = tiny_data(tiny_model_dir)
     tokenizer = data.fmt.tokenizer

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from tiny import tiny_run_config
+from support.tiny import tiny_run_config
 
 from lm_unlearn.engine import train
 from lm_unlearn.models import load_model

@@ -5,7 +5,7 @@ rules say."""
 import json
 
 import pytest
-from tiny import tiny_run_config, train_until_checkpoint
+from support.tiny import tiny_run_config, train_until_checkpoint
 
 from lm_unlearn import checkpoint as ckpt
 from lm_unlearn.engine import train

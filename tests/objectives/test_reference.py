@@ -4,7 +4,7 @@ import copy
 
 import pytest
 import torch
-from tiny_setup import tiny_data
+from support.steps import tiny_data
 
 from lm_unlearn.objectives import StepContext, build_objective
 from lm_unlearn.objectives.reference import LiveReference, _row_key, build_reference, precompute

@@ -1,8 +1,8 @@
-"""wga, satimp, ce_u and pdu against hand computations on a vocabulary of 4 (term_helpers)."""
+"""wga, satimp, ce_u and pdu against hand computations on a vocabulary of 4 (support.terms)."""
 
 import pytest
 import torch
-from term_helpers import LOG, batch_of, context
+from support.terms import LOG, batch_of, context
 
 from lm_unlearn.data.tokenize import IGNORE
 from lm_unlearn.objectives import build_objective
@@ -78,7 +78,7 @@ def test_ce_u_gradient_lowers_the_true_token_and_keeps_the_rest_in_proportion():
 
 
 def test_response_logits_equal_with_and_without_logits_to_keep(tiny_model_dir):
-    from tiny_setup import tiny_data
+    from support.steps import tiny_data
 
     from lm_unlearn.objectives import TERMS
 

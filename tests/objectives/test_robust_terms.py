@@ -4,7 +4,7 @@ import math
 
 import pytest
 import torch
-from term_helpers import LOG, batch_of, context
+from support.terms import LOG, batch_of, context
 
 from lm_unlearn.config import validate_config
 from lm_unlearn.data.tokenize import IGNORE
@@ -111,7 +111,7 @@ def test_sam_config():
 
 
 def test_gru_without_retain_data_says_what_is_missing(tmp_path, tiny_model_dir):
-    from tiny import tiny_run_config
+    from support.tiny import tiny_run_config
 
     from lm_unlearn.engine import train
 

@@ -1,7 +1,7 @@
 """WHP's reinforced model moves under bf16-stored weights (it trains an fp32 copy)."""
 
 import torch
-from tiny_setup import tiny_data
+from support.steps import tiny_data
 
 from lm_unlearn.objectives.outputs import Outputs
 from lm_unlearn.objectives.terms.whp import train_reinforced

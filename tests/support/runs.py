@@ -1,11 +1,11 @@
 """Forget-set NLL of a saved model, and parameter comparisons, for method tests."""
 
 import torch
-from tiny import FORGET_ROWS
 
 from lm_unlearn.data import PromptFormat, Record, collate, encode_records
 from lm_unlearn.models import load_model
 from lm_unlearn.objectives.outputs import Outputs
+from support.tiny import FORGET_ROWS
 
 
 def forget_nll(model_dir) -> float:

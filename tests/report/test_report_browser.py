@@ -8,7 +8,7 @@ import shutil
 import subprocess
 
 import pytest
-from report_fixtures import eval_result, write_run
+from support.reports import eval_result, write_run
 
 from lm_unlearn.report import refresh_report, render_comparison
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tiny import tiny_run_config, write_jsonl
+from support.tiny import tiny_run_config, write_jsonl
 from typer.testing import CliRunner
 
 from lm_unlearn.cli import app

@@ -4,8 +4,8 @@ import math
 
 import pytest
 import torch
-from run_helpers import changed, weights
-from tiny import tiny_run_config
+from support.runs import changed, weights
+from support.tiny import tiny_run_config
 
 from lm_unlearn.engine import train
 from lm_unlearn.errors import ConfigError

@@ -13,7 +13,7 @@ CHAT_TEMPLATE = (
     "message['content'] + '<|im_end|>' + '\n'}}{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
-BUILTIN = Path(__file__).resolve().parents[1] / "src" / "lm_unlearn" / "data" / "builtin"
+BUILTIN = Path(__file__).resolve().parents[2] / "src" / "lm_unlearn" / "data" / "builtin"
 
 
 def build_tokenizer(chat: bool = True) -> PreTrainedTokenizerFast:
@@ -105,7 +105,7 @@ def tiny_run_config(tmp_path: Path, model_dir: Path, **settings):
         "data": {"forget": {"path": str(forget)}, "retain": {"path": str(retain)}, "max_length": 64},
         "train": {"precision": "fp32", "max_steps": 4, "batch_size": 2, "lr": 1e-2, "mode": "full"},
         "save": {"merge": True},
-        "evaluate": False,  # the evaluation suite is tested on its own (tests/evaluation)
+        "evaluate": False,  # the evaluation suite is tested on its own (tests/evaluation, tests/report)
     }
     apply_overrides(data, [f"{k}={v}" for k, v in settings.items()])
     return validate_config(data, "test")

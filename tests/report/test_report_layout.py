@@ -5,7 +5,7 @@ import json
 from html.parser import HTMLParser
 
 import typer
-from report_fixtures import HOSTILE, MARKER, eval_result, write_run
+from support.reports import HOSTILE, MARKER, eval_result, write_run
 from typer.testing import CliRunner
 
 from lm_unlearn.cli.evaluate import register, verdict_lines
