@@ -504,7 +504,12 @@ def test_eval_loads_the_original_at_the_runs_revision(finished_run, monkeypatch)
 
 @pytest.mark.parametrize(
     "key, value",
-    [("train.batch_size", 10**12), ("train.lora.r", 10**11), ("data.max_length", 10**21)],
+    [
+        ("train.batch_size", 10**12),
+        ("train.lora.r", 10**11),
+        ("data.max_length", 10**21),
+        ("train.max_steps", 10**12),
+    ],
 )
 def test_absurd_sizes_are_refused(tmp_path, tiny_model_dir, key, value):
     path = write_config(tmp_path, tiny_model_dir)

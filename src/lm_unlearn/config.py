@@ -240,6 +240,7 @@ SIZE_LIMITS = {
     "train.batch_size": 1 << 16,
     "train.retain_batch_size": 1 << 16,
     "train.grad_accum": 1 << 16,
+    "train.max_steps": 1 << 24,  # 16.8 M optimizer steps: far past any unlearning run
     "train.lora.r": 1 << 14,
     "data.max_length": 1 << 20,
 }

@@ -56,6 +56,7 @@ AUDIT_METRICS = (
 # What the verdict checks read (report/verdict.py), kept per row beside the columns above.
 VERDICT_METRICS = (
     "forget.judge_rate",
+    "heldout.judge_rate",
     "forget.rougeL",
     "forget_quality.ks_pvalue",
     "paraphrased.judge_rate",

@@ -86,6 +86,8 @@ def training_curves(
     for n, (ax, (title, keys)) in enumerate(zip(axes.flat, panels)):
         for key in keys:
             points = [(r["step"], r[key]) for r in history if _finite(r.get(key)) and _finite(r.get("step"))]
+            if not points:  # e.g. rmu logs no forget_nll: no empty legend entry
+                continue
             marker = "." if len(points) < 30 else None
             ax.plot([p[0] for p in points], [p[1] for p in points], marker=marker, label=plain(key))
         if stop_step is not None:
