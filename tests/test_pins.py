@@ -16,17 +16,15 @@ import os
 from pathlib import Path
 
 import pytest
+from support.evaluation import small_config
 from support.tiny import tiny_run_config
 
-from lm_unlearn.config import DatasetConfig
 from lm_unlearn.engine import train
-from lm_unlearn.evaluation import EvalConfig
 
 PINS = Path(__file__).parent / "pins"
 WRITE = os.environ.get("LM_UNLEARN_WRITE_PINS") == "1"
 RECIPES = ["yao", "npo", "graddiff", "simnpo", "idk", "rmu"]
 VOLATILE = {"elapsed_s"}  # wall-clock figures differ between machines and runs
-SRC = Path(__file__).resolve().parents[1] / "src" / "lm_unlearn"
 REL, ABS = 1e-5, 1e-8
 
 
@@ -96,32 +94,11 @@ def test_a_recipes_losses_and_manifest_keys_are_unchanged(runs, method):
     check_pin(f"run_{method}", {"metrics": rows, "manifest_keys": key_paths(manifest)})
 
 
-def tiny_eval_config() -> EvalConfig:
-    """The demo sets cut to a few records, short generations, fp32: seconds on the tiny model."""
-    demo, extra = SRC / "data" / "builtin", SRC / "evaluation" / "builtin"
-
-    def ds(path: Path) -> DatasetConfig:
-        return DatasetConfig(path=str(path), limit=4)
-
-    return EvalConfig(
-        forget=ds(demo / "demo_forget.jsonl"),
-        heldout=ds(demo / "demo_heldout.jsonl"),
-        retain=ds(demo / "demo_retain.jsonl"),
-        paraphrased=ds(extra / "demo_paraphrased.jsonl"),
-        unrelated=ds(extra / "demo_unrelated.jsonl"),
-        judge={"kind": "keyword", "patterns": ["(?i)harry", "(?i)hogwarts"]},
-        max_new_tokens=6,
-        batch_size=4,
-        precision="fp32",
-        cache_original=False,
-    )
-
-
 def test_a_tiny_evaluations_eval_json_is_unchanged(runs):
     from lm_unlearn.evaluation.run import evaluate_run
 
     run_dir = runs["graddiff"]
-    evaluate_run(run_dir, cfg=tiny_eval_config())
+    evaluate_run(run_dir, cfg=small_config(limit=4))
     result = json.loads((run_dir / "eval.json").read_text())
     found = {
         "keys": key_paths(result),

@@ -9,11 +9,12 @@ DEMO = Path(__file__).resolve().parents[2] / "src" / "lm_unlearn" / "data" / "bu
 EXTRA = Path(__file__).resolve().parents[2] / "src" / "lm_unlearn" / "evaluation" / "builtin"
 
 
-def small_config(**overrides) -> EvalConfig:
-    """The demo sets cut to a few records, short generations, fp32: seconds on the tiny model."""
+def small_config(limit: int = 6, **overrides) -> EvalConfig:
+    """The demo sets cut to `limit` records each, short generations, fp32: seconds on the tiny
+    model."""
 
     def ds(path: Path) -> DatasetConfig:
-        return DatasetConfig(path=str(path), limit=6)
+        return DatasetConfig(path=str(path), limit=limit)
 
     values = dict(
         forget=ds(DEMO / "demo_forget.jsonl"),
