@@ -190,7 +190,7 @@ def prepare_model(cfg: RunConfig, objective: Objective, model, device, frozen_dt
     reference_model = None
     if t.mode == "lora":
         model = wrap_lora(model, t.lora.r, t.lora.alpha, t.lora.dropout, t.lora.target_modules)
-    elif objective.needs_reference and t.reference == "live":
+    elif objective.reads_original and t.reference == "live":
         # Full fine-tuning: a frozen copy, made only because a term compares with the original.
         reference_model = copy.deepcopy(model).eval().requires_grad_(False)
         reference_model.to(device)

@@ -36,14 +36,15 @@ class Outputs:
     def precomputed(
         cls,
         batch: Batch,
-        token_logprob: torch.Tensor,
+        token_logprob: torch.Tensor | None,
         logits: torch.Tensor | None = None,
         hidden_states: dict[int, torch.Tensor] | None = None,
         extra: dict[str, torch.Tensor] | None = None,
     ) -> Outputs:
         """Outputs rebuilt from cached values (objectives/reference.py); logits may be absent."""
         out = cls(logits, batch, hidden_states, extra)
-        out.__dict__["token_logprob"] = token_logprob  # fills the cached_property
+        if token_logprob is not None:
+            out.__dict__["token_logprob"] = token_logprob  # fills the cached_property
         return out
 
     @property

@@ -47,16 +47,23 @@ class LiveReference(ReferenceProvider):
     and precomputed.
     `extra`: models the terms made before training (`Objective.before_training`, e.g. WHP's
     reinforced model); each also runs, its logits in `Outputs.extra[name]`.
+    `original`: False when no term reads the original's own outputs (distill reads only its
+    teacher's), so only the extra models run.
     """
 
-    def __init__(self, model: torch.nn.Module, extra: dict[str, torch.nn.Module] | None = None):
+    def __init__(
+        self, model: torch.nn.Module, extra: dict[str, torch.nn.Module] | None = None, original: bool = True
+    ):
         self.model = model
         self.extra = extra or {}
+        self.original = original
         self.adapter = hasattr(model, "disable_adapter")
 
     def outputs(
         self, batch: Batch, layers: tuple[int, ...], full_logits: bool = True, hidden_only: bool = False
     ) -> Outputs:
+        if not self.original:
+            return Outputs(None, batch, {}, self.extra_logits(batch))
         disabled = self.model.disable_adapter() if self.adapter else nullcontext()
         keep = None if full_logits or self.extra else head_positions(self.model, batch)
         head = {} if keep is None else {"logits_to_keep": keep}
@@ -74,12 +81,15 @@ class LiveReference(ReferenceProvider):
                 ).logits
             except StopForward:
                 pass  # only the captured layers are read
-        extra = {}
-        for name, other in self.extra.items():
-            with torch.no_grad():
-                extra[name] = other(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
         logits = None if logits is None else logits.detach()
-        return Outputs(logits, batch, dict(hidden), extra, positions=keep)
+        return Outputs(logits, batch, dict(hidden), self.extra_logits(batch), positions=keep)
+
+    @torch.no_grad()
+    def extra_logits(self, batch: Batch) -> dict[str, torch.Tensor]:
+        return {
+            name: other(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+            for name, other in self.extra.items()
+        }
 
 
 def _row_key(batch: Batch, row: int) -> tuple[int, tuple[int, ...], tuple[int, ...]]:
@@ -110,7 +120,7 @@ class PrecomputedReference(ReferenceProvider):
                 if keep_logits and "logits" not in self.cache[key]:  # also in a response-only split
                     self.cache[key]["logits"] = out.logits[i, :n].cpu()
                 continue
-            entry = {"token_logprob": out.token_logprob[i, : n - 1].cpu()}
+            entry = {"token_logprob": out.token_logprob[i, : n - 1].cpu()} if out.has_logits else {}
             if keep_logits:  # [n, V] fp32 per example: only for splits a term reads whole logits of
                 entry["logits"] = out.logits[i, :n].cpu()
             entry["hidden"] = {layer: h[i, :n].cpu() for layer, h in out.hidden_states.items()}
@@ -138,10 +148,11 @@ class PrecomputedReference(ReferenceProvider):
                 out[i, : v.shape[0]] = v
             return out.to(device)
 
-        token_logprob = stack([r["token_logprob"] for r in rows], width - 1)
-        if full_logits and not all("logits" in r for r in rows):
+        kept = all("token_logprob" in r for r in rows)  # none when no term reads the original
+        token_logprob = stack([r["token_logprob"] for r in rows], width - 1) if kept else None
+        if kept and full_logits and not all("logits" in r for r in rows):
             raise RuntimeError("train.reference=precompute kept no logits for this batch's split")
-        logits = stack([r["logits"] for r in rows], width) if full_logits else None
+        logits = stack([r["logits"] for r in rows], width) if kept and full_logits else None
         hidden = {layer: stack([r["hidden"][layer] for r in rows], width) for layer in layers}
         extra = {name: stack([r["extra"][name] for r in rows], width) for name in rows[0]["extra"]}
         return Outputs.precomputed(batch, token_logprob, logits, hidden, extra)
@@ -195,7 +206,8 @@ def build_reference(
     if not objective.needs_reference:
         return None
     extra = objective.before_training(RunContext(model, make_batch, autocast, device))
-    live = LiveReference(reference_model if reference_model is not None else model, extra)
+    source = reference_model if reference_model is not None else model
+    live = LiveReference(source, extra, original=objective.reads_original)
     if mode == "live":
         return live
     layers = objective.hidden_layers(model)

@@ -60,6 +60,10 @@ class Term:
     # in place given its own `own` (lists over the trainable parameters, None for no gradient)
     # and returns values to log.
     rectify: Callable[..., dict[str, float]] | None = None
+    # False: the term reads only the logits of the models its before_training made (distill's
+    # teacher), never the original's own outputs, so no frozen copy of the original is made for
+    # it and the reference runs only those models.
+    reads_original: bool = True
 
     def params(self) -> dict[str, Any]:
         return {k: f.default for k, f in self.params_model.model_fields.items()}
@@ -96,6 +100,7 @@ def term(
     draws: Callable[..., int] | None = None,
     generated_answers: Callable[..., dict[str, Any]] | None = None,
     rectify: Callable[..., dict[str, float]] | None = None,
+    reads_original: bool = True,
 ):
     """Register `fn(ctx, **params) -> scalar`; its keyword defaults become typed parameters.
     The other keywords are the `Term` fields of the same names."""
@@ -126,6 +131,7 @@ def term(
             draws,
             generated_answers,
             rectify,
+            reads_original,
         )
         return fn
 
@@ -185,6 +191,11 @@ class Objective:
         return any(t.term.needs_reference for t in self.terms)
 
     @property
+    def reads_original(self) -> bool:
+        """Some term reads the original model's own outputs (not only its before_training models')."""
+        return any(t.term.needs_reference and t.term.reads_original for t in self.terms)
+
+    @property
     def reference_splits(self) -> tuple[str, ...]:
         return tuple(sorted({s for t in self.terms if t.term.needs_reference for s in t.term.splits}))
 
@@ -192,7 +203,10 @@ class Objective:
     def reference_logits(self) -> tuple[str, ...]:
         """Splits whose whole reference logits some term reads (a precomputed reference keeps them)."""
         found = {
-            s for t in self.terms if t.term.needs_reference and t.term.full_logits for s in t.term.splits
+            s
+            for t in self.terms
+            if t.term.needs_reference and t.term.reads_original and t.term.full_logits
+            for s in t.term.splits
         }
         return tuple(sorted(found))
 

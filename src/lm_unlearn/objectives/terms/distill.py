@@ -29,6 +29,7 @@ def load_teacher(run: RunContext, teacher: str = "", **_) -> dict[str, torch.nn.
     needs_reference=True,
     full_logits=True,
     before_training=load_teacher,
+    reads_original=False,
 )
 def distill(ctx: StepContext, teacher: str = "") -> torch.Tensor:
     """Forward-KL distillation on outputs (Lee et al., *Distillation Robustifies Unlearning*, 2025,
