@@ -34,10 +34,10 @@ from lm_unlearn.config import RunConfig
 from lm_unlearn.data import PromptFormat, read_records
 from lm_unlearn.data.sampling import StepData
 from lm_unlearn.errors import ConfigError, DataError
-from lm_unlearn.evaluation.cost import peak_gpu_bytes, peak_rss_bytes, return_freed_memory
 from lm_unlearn.files import atomic_write_json, atomic_write_text
 from lm_unlearn.manifest import data_entry, now, package_versions
 from lm_unlearn.masks import apply_mask
+from lm_unlearn.memory import peak_gpu_bytes, peak_rss_bytes, return_freed_memory
 from lm_unlearn.models import LoadedModel, load_model
 from lm_unlearn.objectives import Objective, StepContext, build_objective
 from lm_unlearn.objectives.context import RunContext

@@ -22,8 +22,8 @@ from lm_unlearn.data import PromptFormat, Record, encode_records, read_records
 from lm_unlearn.data.demo import demo_dataset
 from lm_unlearn.data.sampling import StepData, read_refusals
 from lm_unlearn.errors import ConfigError
-from lm_unlearn.evaluation.cost import reset_peak_rss, return_freed_memory
 from lm_unlearn.files import sha256_tree
+from lm_unlearn.memory import reset_peak_rss, return_freed_memory
 from lm_unlearn.models import frozen_linears_to, load_model, save_model, wrap_lora
 from lm_unlearn.objectives import Objective
 from lm_unlearn.objectives.alternates import ensure_alternates

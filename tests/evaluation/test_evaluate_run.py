@@ -59,23 +59,3 @@ def test_an_icu_run_is_evaluated_as_the_original_behind_its_prompt_wrapper(tmp_p
     assert metrics["model"]["forget.nll"] != pytest.approx(metrics["original"]["forget.nll"], abs=1e-6)
     # ... and there is no same-token KL to the original to report.
     assert "retain.kl_to_original" not in metrics["model"]
-
-
-def test_peak_rss_window_resets_and_grows():
-    import mmap
-
-    import pytest
-
-    from lm_unlearn.evaluation.cost import peak_rss_bytes, reset_peak_rss
-
-    if not reset_peak_rss():
-        pytest.skip("no /proc/self/clear_refs here")
-    base = peak_rss_bytes()
-    size = 64 * 2**20
-    block = mmap.mmap(-1, size)  # fresh anonymous pages: the allocator cannot reuse freed memory
-    block.write(b"\1" * size)
-    grown = peak_rss_bytes()
-    block.close()
-    assert grown >= base + 60 * 2**20
-    reset_peak_rss()
-    assert peak_rss_bytes() < grown  # the unmapped block is no longer part of the new window

@@ -18,7 +18,6 @@ from typing import Any
 from lm_unlearn.evaluation import forget_quality as fq
 from lm_unlearn.evaluation.catalog import LM_EVAL_PREFIX, SUFFIXES
 from lm_unlearn.evaluation.config import EvalConfig
-from lm_unlearn.evaluation.cost import peak_rss_bytes, reset_peak_rss
 from lm_unlearn.evaluation.harness import definition
 from lm_unlearn.evaluation.judges import build_judge
 from lm_unlearn.evaluation.metrics.likelihood import likelihood_metrics
@@ -34,6 +33,7 @@ from lm_unlearn.evaluation.passes import (
     retain_model_pass,
     run_passes,
 )
+from lm_unlearn.memory import peak_rss_bytes, reset_peak_rss
 from lm_unlearn.models import LoadedModel
 from lm_unlearn.precision import resolve_precision
 
