@@ -457,14 +457,16 @@ def load_config(
     trust_remote_code: the user's --trust-remote-code flag; see `validate_config`.
     """
     data: dict[str, Any] = {}
-    source = "defaults"
     if path is not None:
-        source = str(path)
         data = read_yaml_mapping(path, "config file", "a mapping of settings")
     if overrides:
         data = apply_overrides(data, list(overrides))
-        source += " + --set"
-    return validate_config(data, source, trust_remote_code=trust_remote_code)
+    return validate_config(data, config_source(path, overrides), trust_remote_code=trust_remote_code)
+
+
+def config_source(path: str | Path | None, overrides: list[str] | None) -> str:
+    """Where a config came from, for error messages: 'my.yaml + --set', 'defaults', ..."""
+    return ("defaults" if path is None else str(path)) + (" + --set" if overrides else "")
 
 
 def validate_config(

@@ -77,6 +77,7 @@ def test_benchmark_cli_writes_the_leaderboard_with_reference_rows(cache, tmp_pat
     assert (out / "tradeoff-knowledge.png").read_bytes()[:4] == b"\x89PNG"
     # Without a judge, forget quality decides "Forgotten"; the page shows the answers side by side.
     assert "Cannot say whether it was forgotten" not in md and "report-knowledge.html" in md
+    assert "changed with `--set`" in md and "`data.max_length=64`" in md
     page = (out / "report-knowledge.html").read_text()
     assert page.index('id="verdict"') < page.index('id="answers"') < page.index('id="tradeoff"')
     for label in ("ga", "graddiff", "retrain (reference)"):

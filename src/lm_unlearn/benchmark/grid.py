@@ -177,6 +177,17 @@ def run_grid(spec: GridSpec) -> dict[str, Path]:
                 pages[name]["retrain (reference)"] = RunDir(
                     out / "reference" / f"{name}-retrain-seed{seed}"
                 ).eval
+    notes = grid_notes(spec, list(pages), time.perf_counter() - started)
+    paths = write_leaderboard(rows, out, "lm-unlearn benchmark", notes)
+    for scenario, evals in pages.items():
+        page = out / f"report-{scenario}.html"
+        paths[f"report:{scenario}"] = write_comparison(evals, page, f"lm-unlearn benchmark: {scenario}")
+    write_benchmark_json(spec, rows, out / "benchmark.json")
+    return paths
+
+
+def grid_notes(spec: GridSpec, scenarios: list[str], wall_s: float) -> list[str]:
+    """leaderboard.md's notes: how runs stopped, the settings changed, the audit, the pages."""
     notes = [
         f"Base model `{spec.model}`; methods unlearn the target "
         + (
@@ -189,20 +200,18 @@ def run_grid(spec: GridSpec) -> dict[str, Path]:
         "retain part only). The retrain row's forget quality is 1 by construction (its truth "
         "ratios tested against themselves); the target row shows where unlearning starts.",
         "Answers before and after, side by side with each run's verdict (seed "
-        f"{spec.seeds[0]}): " + ", ".join(f"`report-{name}.html`" for name in pages) + ".",
-        f"Total wall time {time.perf_counter() - started:.0f} s.",
+        f"{spec.seeds[0]}): " + ", ".join(f"`report-{name}.html`" for name in scenarios) + ".",
+        f"Total wall time {wall_s:.0f} s.",
     ]
+    if spec.overrides:  # e.g. a method's own train.max_steps, which the first note cannot know
+        sets = ", ".join(f"`{o}`" for o in spec.overrides)
+        notes.insert(1, f"Settings changed with `--set` (a `METHOD:` one for that method only): {sets}.")
     if spec.audit:
         notes.insert(
             -1,
             f"Audit, the same budget for every method: {spec.audit_budget.describe(spec.audit)}.",
         )
-    paths = write_leaderboard(rows, out, "lm-unlearn benchmark", notes)
-    for scenario, evals in pages.items():
-        page = out / f"report-{scenario}.html"
-        paths[f"report:{scenario}"] = write_comparison(evals, page, f"lm-unlearn benchmark: {scenario}")
-    write_benchmark_json(spec, rows, out / "benchmark.json")
-    return paths
+    return notes
 
 
 def write_benchmark_json(spec: GridSpec, rows: list[dict[str, Any]], path: Path) -> None:

@@ -38,7 +38,7 @@ import yaml
 
 from lm_unlearn.config import DEFAULT_MODEL, check_plain_name, short_repr, truncate
 from lm_unlearn.errors import DataError
-from lm_unlearn.files import atomic_directory, atomic_write_json, sha256_tree
+from lm_unlearn.files import atomic_directory, atomic_write_json, atomic_write_text, sha256_tree
 from lm_unlearn.rundir import RunDir
 
 log = logging.getLogger(__name__)
@@ -304,7 +304,7 @@ def teach_model(model: str, rows: list[dict], run_dir: Path, teach: TeachSetting
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     data_path = run_dir.parent / "teach" / f"{name}.jsonl"
     data_path.parent.mkdir(parents=True, exist_ok=True)
-    data_path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    atomic_write_text(data_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     steps = teach.steps(len(rows))
     cfg = validate_config(
         {

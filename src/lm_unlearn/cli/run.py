@@ -20,8 +20,9 @@ def run(
 ) -> None:
     """Unlearn: train the model away from the forget set, write runs/<name>/."""
     from lm_unlearn.api import unlearn
-    from lm_unlearn.config import load_config
+    from lm_unlearn.config import config_source, load_config
     from lm_unlearn.models import remote_code
+    from lm_unlearn.objectives.registry import check_objective
     from lm_unlearn.rundir import RunDir
     from lm_unlearn.rundir_checks import check_resumable, new_run_dir
 
@@ -35,6 +36,7 @@ def run(
             run_dir = resume
         else:
             cfg = load_config(config, set_ or [], trust_remote_code=trust_remote_code)
+            check_objective(cfg.method, cfg.objective, config_source(config, set_))
             run_dir = new_run_dir(cfg)
         with remote_code(trust_remote_code):
             result = unlearn(cfg, run_dir, resume=resume is not None)

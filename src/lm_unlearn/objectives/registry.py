@@ -327,6 +327,14 @@ def build_objective(method: str | None, objective: dict | None) -> Objective:
     return Objective(terms)
 
 
+def check_objective(method: str | None, objective: dict | None, source: str) -> None:
+    """Build the objective once to fail early, naming the config (file or --set) at fault."""
+    try:
+        build_objective(method, objective)
+    except ConfigError as exc:
+        raise ConfigError(f"invalid configuration ({truncate(source, 200)}):\n  {exc}") from None
+
+
 def _load_builtin_terms() -> None:
     # Importing the term modules registers them; kept lazy to avoid import cycles.
     from lm_unlearn.objectives import terms  # noqa: F401
