@@ -304,3 +304,33 @@ def test_save_outputs_writes_a_given_full_state_dict(tmp_path, tiny_model_dir):
     source = AutoModelForCausalLM.from_pretrained(tiny_model_dir).state_dict()
     changed = [k for k in source if not torch.equal(source[k], merged[k])]
     assert changed  # the merge read the given adapter (LoRA B is 0 in the module itself)
+
+
+@pytest.mark.parametrize("mode", ["lora", "full"])
+def test_a_run_steps_with_fused_adamw_and_it_matches_the_default_kernel(
+    tmp_path, tiny_model_dir, mode, monkeypatch
+):
+    import lm_unlearn.engine as engine
+    from lm_unlearn.training_setup import adamw
+
+    made = []
+    monkeypatch.setattr(engine, "adamw", lambda *a, **k: made.append(adamw(*a, **k)) or made[-1])
+    cfg = tiny_run_config(tmp_path, tiny_model_dir, **{"train.max_steps": 2, "train.mode": mode})
+    train(cfg, Path(cfg.output_dir) / "tiny")
+    assert [o.defaults["fused"] for o in made] == [True]
+    # FSDP/DeepSpeed shard the parameters: the default kernel there.
+    assert adamw([torch.nn.Parameter(torch.ones(2))], cfg.train, sharded=True).defaults["fused"] is None
+    # The fused kernel's update is the default one's up to rounding (3 steps, weight decay on).
+    torch.manual_seed(0)
+    start = [torch.randn(64, 32), torch.randn(32)]
+    runs = []
+    for fused in (True, None):
+        params = [torch.nn.Parameter(x.clone()) for x in start]
+        opt = torch.optim.AdamW(params, lr=1e-2, weight_decay=0.1, fused=fused)
+        for step in range(3):
+            for p in params:
+                p.grad = torch.sin(p.detach() * (step + 1))
+            opt.step()
+        runs.append(params)
+    for a, b, x in zip(*runs, start):
+        assert torch.allclose(a, b, rtol=0, atol=1e-6) and (a - x).abs().max() > 1e-2  # moved alike

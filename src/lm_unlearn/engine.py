@@ -47,6 +47,7 @@ from lm_unlearn.rundir import Manifest, RunDir, RunResult, read_history, read_ma
 from lm_unlearn.rundir_checks import save_failed
 from lm_unlearn.training_setup import (
     TrainingRecords,
+    adamw,
     datasets,
     fit_max_length,
     load_source,
@@ -54,6 +55,7 @@ from lm_unlearn.training_setup import (
     prepare_model,
     read_training_records,
     save_outputs,
+    shards_parameters,
     start_accelerator,
     step_data,
 )
@@ -143,7 +145,7 @@ def setup(cfg: RunConfig, run_dir: Path, resume: bool = False) -> TrainState:
         device=accelerator.device,
     )
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
+    optimizer = adamw(params, t, sharded=shards_parameters(accelerator))
     # The scheduler stays outside accelerate.prepare: a prepared scheduler steps once per
     # process, which would make N-process runs decay N times faster than one process.
     scheduler = get_scheduler(t.schedule, optimizer, t.warmup_steps, t.max_steps)

@@ -61,7 +61,7 @@ def baseline_method(cfg: RunConfig, warmup: int, steps: int, device: torch.devic
     """Time warmup + steps stock optimizer steps of `cfg`'s method; the last `steps` count."""
     from lm_unlearn.models import load_model
     from lm_unlearn.precision import resolve_precision
-    from lm_unlearn.training_setup import fit_max_length, read_training_records, step_data
+    from lm_unlearn.training_setup import adamw, fit_max_length, read_training_records, step_data
 
     t = cfg.train
     objective = build_objective(cfg.method, cfg.objective)
@@ -85,7 +85,7 @@ def baseline_method(cfg: RunConfig, warmup: int, steps: int, device: torch.devic
     for name, p in model.named_parameters():
         p.requires_grad_(all(f(name) for f in filters))
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
+    optimizer = adamw(params, t)  # fused, as Trainer's default optim since torch 2.8
     bf16 = resolve_precision(t.precision) == "bf16"
 
     def autocast():

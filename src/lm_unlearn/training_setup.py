@@ -67,6 +67,18 @@ def start_accelerator(t: TrainConfig) -> tuple[Accelerator, str]:
     return accelerator, precision
 
 
+def adamw(params: list[torch.nn.Parameter], t: TrainConfig, sharded: bool = False) -> torch.optim.AdamW:
+    """torch's AdamW, with its fused kernel (one pass over each tensor instead of about ten
+    elementwise ops) unless `sharded`: FSDP and DeepSpeed shard or replace the parameters, so
+    they get the default kernel. The fused kernel is what transformers' Trainer uses by default
+    since torch 2.8 (`adamw_torch_fused`); it computes the same update up to rounding."""
+    return torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay, fused=None if sharded else True)
+
+
+def shards_parameters(accelerator: Accelerator) -> bool:
+    return accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
+
+
 def fsdp_on_cpu(accelerator: Accelerator) -> None:
     """Honour an FSDP launch config on a CPU-only machine.
 
