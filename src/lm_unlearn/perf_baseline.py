@@ -9,7 +9,8 @@ toolkit's default:
 - one forward per batch (forget, retain, ...), called model(**batch, labels=...): the LM head and
   the model's own fp32 loss run over every position of the padded batch, prompt and padding too;
 - a live reference when the method has one: a frozen deep copy of the model, full logits;
-- stock `torch.optim.AdamW` over the trained weights and gradient clipping, no checkpointing.
+- `torch.optim.AdamW` with its fused kernel (Trainer's default optim, `adamw_torch_fused`, since
+  torch 2.8) over the trained weights and gradient clipping, no checkpointing.
 It reuses our terms, which read response positions from those full logits, so it does a little
 less than such a toolkit does (no second whole-batch log-softmax): a conservative baseline.
 """

@@ -82,6 +82,18 @@ def test_undo_manifest_records_the_phases(undo_run, tiny_model_dir):
     assert manifest["outputs"]["model"]["sha256"] == sha256_tree(run / "model")
 
 
+def test_undo_cost_adds_up_its_training_phases(undo_run):
+    from lm_unlearn.evaluation.cost import run_cost
+
+    _, result, run, _ = undo_run
+    cost = run_cost(run)
+    assert cost["steps"] == 4 + 6 == result.steps  # the benchmark's `kept step` column for undo
+    walls = [json.loads((run / "phases" / p / "metrics.jsonl").read_text().splitlines()[-1])["elapsed_s"]
+             for p in ("unlearn", "distill")]  # fmt: skip
+    assert cost["train_wall_s"] == pytest.approx(sum(walls)) and cost["train_tokens"] > 0
+    assert cost["train_peak_rss_bytes"] > 0
+
+
 def test_undo_resumed_after_finishing_retrains_nothing(undo_run):
     cfg, _, run, _ = undo_run
     model = sha256_tree(run / "model")
