@@ -71,10 +71,10 @@ def test_a_bad_objective_names_the_config_file_and_writes_no_run(tmp_path, tiny_
     path = config_file(tmp_path, tiny_model_dir, objective={"npo": {"weight": 1, "gamma": 2}})
     result = invoke("run", path)
     assert result.exit_code == 2
-    assert f"invalid configuration ({path})" in result.output and "objective.npo: gamma" in result.output
+    assert f"error: {path}: objective.npo: gamma" in result.output
     assert not (tmp_path / "runs").exists()
     result = invoke("run", path, "--set", "objective=null", "--set", "method=nope")
-    assert f"({path} + --set)" in result.output and "unknown method 'nope'" in result.output
+    assert f"error: {path} + --set: unknown method 'nope'" in result.output
 
 
 def test_empty_forget_set_and_missing_field(tmp_path, tiny_model_dir):

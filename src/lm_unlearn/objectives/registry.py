@@ -328,11 +328,17 @@ def build_objective(method: str | None, objective: dict | None) -> Objective:
 
 
 def check_objective(method: str | None, objective: dict | None, source: str) -> None:
-    """Build the objective once to fail early, naming the config (file or --set) at fault."""
+    """Fail early, naming the config (file or --set) at fault, on an unknown method or on an
+    `objective` that does not build. A recipe's own objective is left to the method: procedures
+    (icu, undo) build theirs, or none, themselves."""
+    _load_builtin_terms()
     try:
-        build_objective(method, objective)
+        if objective is not None:
+            build_objective(method, objective)
+        elif method not in RECIPES:
+            build_objective(method, None)  # the error that lists the known recipes
     except ConfigError as exc:
-        raise ConfigError(f"invalid configuration ({truncate(source, 200)}):\n  {exc}") from None
+        raise ConfigError(f"{truncate(source, 200)}: {exc}") from None
 
 
 def _load_builtin_terms() -> None:
