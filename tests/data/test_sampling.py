@@ -1,9 +1,10 @@
 from collections import Counter
 
 import torch
+from support.steps import step_data_of
 
-from lm_unlearn.data import PromptFormat, Record, encode_records
-from lm_unlearn.data.sampling import StepData, _generator, cycled_indices
+from lm_unlearn.data import PromptFormat, Record
+from lm_unlearn.data.sampling import _generator, cycled_indices
 from lm_unlearn.data.tokenize import IGNORE
 
 
@@ -19,19 +20,8 @@ def make_data(tiny, rank=0, world=1, batch=2, k=1):
     fmt = PromptFormat.choose(tiny.tokenizer, "chat")
     forget_records = [Record(f"Forget question {i}?", f"Secret {i}.", f"f{i}") for i in range(6)]
     retain_records = [Record(f"Normal question {i}?", f"Normal answer {i}.", f"r{i}") for i in range(20)]
-    return StepData(
-        encode_records(forget_records, fmt, 64),
-        forget_records,
-        encode_records(retain_records, fmt, 64),
-        retain_records,
-        fmt,
-        batch_size=batch,
-        retain_batch_size=batch,
-        max_length=64,
-        seed=3,
-        rank=rank,
-        world_size=world,
-        mismatch_k=k,
+    return step_data_of(
+        forget_records, retain_records, fmt, batch, 3, rank=rank, world_size=world, mismatch_k=k
     )
 
 

@@ -21,7 +21,13 @@ def tiny_data(model_dir, batch_size=2):
     fmt = PromptFormat.choose(loaded.tokenizer, "auto")
     forget = [Record(p, r, f"forget:{i}") for i, (p, r) in enumerate(FORGET)]
     retain = [Record(p, r, f"retain:{i}") for i, (p, r) in enumerate(RETAIN)]
-    data = StepData(
+    data = step_data_of(forget, retain, fmt, batch_size, seed=0)
+    return loaded.model, data
+
+
+def step_data_of(forget, retain, fmt, batch_size, seed, **kwargs) -> StepData:
+    """StepData over these records, encoded at 64 tokens, the same batch size for both sets."""
+    return StepData(
         encode_records(forget, fmt, 64),
         forget,
         encode_records(retain, fmt, 64),
@@ -30,6 +36,6 @@ def tiny_data(model_dir, batch_size=2):
         batch_size=batch_size,
         retain_batch_size=batch_size,
         max_length=64,
-        seed=0,
+        seed=seed,
+        **kwargs,
     )
-    return loaded.model, data
