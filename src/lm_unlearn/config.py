@@ -232,6 +232,13 @@ class UndoConfig(Strict):
     distill_lr: float | None = Field(
         None, gt=0, description="Learning rate of the distil phase (None: train.lr)."
     )
+    distill_texts: int = Field(
+        64,
+        ge=0,
+        description="Texts the teacher samples from its start token, distilled on beside the retain "
+        "records (the paper's general corpus; 0: retain and forget text only).",
+    )
+    distill_text_tokens: int = Field(64, ge=1, description="Tokens per sampled text.")
 
 
 # Upper bounds on sizes, far above any real run, so that a typo (batch_size=1e12) is an error

@@ -6,12 +6,16 @@ import math
 
 import pytest
 import torch
-from support.runs import changed, forget_nll, weights
+import yaml
+from support.runs import changed, forget_logits, forget_nll, weights
 from support.tiny import tiny_run_config
 
 from lm_unlearn.api import unlearn
+from lm_unlearn.data.records import read_records
 from lm_unlearn.files import sha256_tree
 from lm_unlearn.methods.undo import shrink_perturb
+from lm_unlearn.objectives.terms.kl import kl_divergence
+from lm_unlearn.methods.undo_text import record_row, sample_texts
 
 # torch.Generator().manual_seed(0): the first four standard normals drawn.
 RANDN_SEED0 = [1.5410, -0.2934, -2.1788, 0.5684]
@@ -44,12 +48,21 @@ def test_shrink_perturb_limits_and_seed():
     assert not torch.equal(noised(0.5, 1.0, 7), noised(0.5, 1.0, 8))
 
 
+UNDO_SETTINGS = {
+    "method": "undo",
+    "undo.alpha": 0.5,
+    "undo.distill_steps": 6,
+    "undo.distill_texts": 3,
+    "undo.distill_text_tokens": 6,
+    "train.eval_every": 0,
+}
+
+
 @pytest.fixture(scope="module")
 def undo_run(tmp_path_factory, tiny_model_dir):
     tmp = tmp_path_factory.mktemp("undo")
     before = sha256_tree(tiny_model_dir)
-    settings = {"method": "undo", "undo.alpha": 0.5, "undo.distill_steps": 6, "train.eval_every": 0}
-    cfg = tiny_run_config(tmp, tiny_model_dir, **settings)
+    cfg = tiny_run_config(tmp, tiny_model_dir, **UNDO_SETTINGS)
     result = unlearn(cfg, tmp / "run")
     return cfg, result, tmp / "run", before
 
@@ -63,8 +76,12 @@ def test_undo_saves_the_distilled_student_which_forgets(undo_run, tiny_model_dir
     assert changed(final, weights(run / "phases" / "student"))  # distillation moved it
     assert forget_nll(run / "model") > forget_nll(tiny_model_dir)
     assert result.steps == 4 + 6 and {r["phase"] for r in result.history} == {"unlearn", "distill"}
-    kl = [r["distill"] for r in result.history if r["phase"] == "distill"]
-    assert kl[-1] < kl[0]  # the student moves toward the teacher
+    teacher_logits, batch = forget_logits(run / "phases" / "unlearn" / "model")
+
+    def kl_to_teacher(model_dir):
+        return kl_divergence(teacher_logits, forget_logits(model_dir)[0], batch.attention_mask).item()
+
+    assert kl_to_teacher(run / "model") < kl_to_teacher(run / "phases" / "student")  # toward the teacher
 
 
 def test_undo_manifest_records_the_phases(undo_run, tiny_model_dir):
@@ -72,14 +89,52 @@ def test_undo_manifest_records_the_phases(undo_run, tiny_model_dir):
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["kind"] == "undo" and manifest["status"] == "finished"
     assert manifest["source_model"]["spec"] == str(tiny_model_dir)
-    unlearn_, noise, distill = manifest["phases"]
-    assert [p["phase"] for p in manifest["phases"]] == ["unlearn", "noise", "distill"]
+    unlearn_, noise, data, distill = manifest["phases"]
+    assert [p["phase"] for p in manifest["phases"]] == ["unlearn", "noise", "distill data", "distill"]
+    assert data["path"] == "phases/distill-retain.jsonl" and data["settings"]["sampled_texts"] == 3
     assert unlearn_["objective"] == "1*npo + 1*retain_nll" and unlearn_["steps"] == 4
     assert noise["alpha"] == 0.5 and noise["beta"] == 0.1 and noise["seed"] == 0
     assert math.isclose(noise["sigma"], 0.02) and noise["student_from"] == "unlearned"
     assert distill["objective"] == "1*distill" and distill["steps"] == 6
     assert distill["started_from"] == str(run / "phases" / "student")
     assert manifest["outputs"]["model"]["sha256"] == sha256_tree(run / "model")
+
+
+def test_undo_distils_on_the_retain_records_and_the_teachers_samples(undo_run):
+    cfg, _, run, _ = undo_run
+    rows = [json.loads(line) for line in (run / "phases" / "distill-retain.jsonl").read_text().splitlines()]
+    retain = read_records(cfg.data.retain, "retain")
+    assert rows[: len(retain)] == [record_row(r) for r in retain]
+    texts = rows[len(retain) :]
+    record = json.loads((run / "phases" / "distill-data.json").read_text())
+    assert 1 <= len(texts) == record["sampled_texts"] <= 3 and record["retain_records"] == len(retain)
+    assert all(set(row) == {"text"} and row["text"].strip() for row in texts)
+    distill = yaml.safe_load((run / "phases" / "distill" / "config.yaml").read_text())
+    assert distill["data"]["retain"]["path"] == str(run / "phases" / "distill-retain.jsonl")
+    assert distill["train"]["eval_every"] == 0  # no stop rule; the noised student is no baseline
+
+
+def test_sample_texts_are_reproducible_and_leave_the_random_state(tiny_model_dir):
+    from lm_unlearn.models import load_model
+
+    loaded = load_model(str(tiny_model_dir))
+    torch.manual_seed(123)
+    state = torch.random.get_rng_state()
+    first = sample_texts(loaded.model, loaded.tokenizer, 3, 5, seed=1)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert sample_texts(loaded.model, loaded.tokenizer, 3, 5, seed=1) == first
+    assert sample_texts(loaded.model, loaded.tokenizer, 3, 5, seed=2) != first
+
+
+def test_undo_run_leaves_out_the_unlearn_phases_validation_records(tmp_path, tiny_model_dir):
+    split = {"train.validation.forget": 1, "train.validation.retain": 1}
+    settings = {**UNDO_SETTINGS, **split, "train.eval_every": 2, "train.max_steps": 2, "undo.distill_steps": 1}
+    unlearn(tiny_run_config(tmp_path, tiny_model_dir, **settings), tmp_path / "run")
+    held = tmp_path / "run" / "phases" / "unlearn" / "validation.json"
+    assert all(json.loads(held.read_text()).values())  # the unlearn phase held records out ...
+    assert (tmp_path / "run" / "validation.json").read_text() == held.read_text()  # ... the evaluation skips them
+    distill = json.loads((tmp_path / "run" / "phases" / "distill" / "validation.json").read_text())
+    assert distill == {"forget": [], "retain": []}  # the distil phase holds nothing out
 
 
 def test_undo_cost_adds_up_its_training_phases(undo_run):
@@ -105,8 +160,7 @@ def test_undo_resumed_after_finishing_retrains_nothing(undo_run):
 def test_undo_interrupted_in_distillation_resumes_there(tmp_path, tiny_model_dir, undo_run, monkeypatch):
     from lm_unlearn import checkpoint as ckpt
 
-    settings = {"method": "undo", "undo.alpha": 0.5, "undo.distill_steps": 6, "train.eval_every": 0}
-    cfg = tiny_run_config(tmp_path, tiny_model_dir, **settings, **{"train.checkpoint_every": 2})
+    cfg = tiny_run_config(tmp_path, tiny_model_dir, **UNDO_SETTINGS, **{"train.checkpoint_every": 2})
     real_save = ckpt.save_checkpoint
 
     def crash_in_distill(run_dir, step, *args, **kwargs):

@@ -8,14 +8,18 @@ from lm_unlearn.objectives.outputs import Outputs
 from support.tiny import FORGET_ROWS
 
 
-def forget_nll(model_dir) -> float:
+def forget_logits(model_dir):
+    """(logits, batch) of the model on the tiny forget set."""
     loaded = load_model(str(model_dir))
     fmt = PromptFormat.choose(loaded.tokenizer, "auto")
     records = [Record(r["prompt"], r["response"], "forget") for r in FORGET_ROWS]
     batch = collate(encode_records(records, fmt, 64), loaded.tokenizer.pad_token_id)
     with torch.no_grad():
-        logits = loaded.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-    return Outputs(logits, batch).mean_nll.mean().item()
+        return loaded.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits, batch
+
+
+def forget_nll(model_dir) -> float:
+    return Outputs(*forget_logits(model_dir)).mean_nll.mean().item()
 
 
 def weights(model_dir) -> dict[str, torch.Tensor]:

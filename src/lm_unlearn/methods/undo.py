@@ -8,7 +8,10 @@ Three phases, each in run_dir/phases/:
   2. student/  shrink-and-perturb noise (`shrink_perturb`) of the unlearned weights (the paper),
                or of the original's with undo.student_from=original; seeded, so redone alike.
   3. distill/  the engine again, from student/, full fine-tuning with the `distill` term (forward
-               KL to the teacher's logits on forget and retain text): the run's model.
+               KL to the teacher's logits on forget text, and on the retain records plus
+               `undo.distill_texts` texts the teacher samples: distill-retain.jsonl, undo_text.py):
+               the run's model. No validation: it has no stop rule, and the unlearn phase's
+               validation.json is the run's, so the evaluation leaves those records out.
 run_dir/model is the distilled student; run_dir/manifest.json has one entry per phase. A resumed
 run skips finished phases, resumes an interrupted training phase from its last checkpoint, and
 makes the noised student again (the same weights) if it was not saved whole.
@@ -23,10 +26,11 @@ from typing import Any
 import torch
 import yaml
 
-from lm_unlearn.config import MaskConfig, RunConfig, TargetConfig, UndoConfig
+from lm_unlearn.config import DatasetConfig, MaskConfig, RunConfig, TargetConfig, UndoConfig
 from lm_unlearn.engine import train
 from lm_unlearn.files import atomic_write_json, atomic_write_text, link_tree, sha256_tree
 from lm_unlearn.manifest import now
+from lm_unlearn.methods.undo_text import distill_data, distill_retain
 from lm_unlearn.models import load_model, save_model
 from lm_unlearn.objectives.registry import recipe_train_settings
 from lm_unlearn.rundir import MODEL, Manifest, RunDir, RunResult, read_manifest, write_manifest
@@ -82,13 +86,19 @@ def unlearn_config(cfg: RunConfig, undo: UndoConfig) -> RunConfig:
     return sub
 
 
-def distill_config(cfg: RunConfig, undo: UndoConfig, student: Path, teacher: Path) -> RunConfig:
-    """Full fine-tuning of the student on the distill term; no target or stop rule (a noised
-    student already 'forgets'), so the last step is kept, and no mask or SAM."""
+def distill_config(
+    cfg: RunConfig, undo: UndoConfig, student: Path, teacher: Path, retain: DatasetConfig | None
+) -> RunConfig:
+    """Full fine-tuning of the student on the distill term, on `retain` (distill-retain.jsonl)
+    where given; no target, stop rule or validation (a noised student already 'forgets', and
+    signals measured against it as the original would mean nothing), so the last step is kept,
+    and no mask or SAM."""
     sub = phase_config(cfg, method=None, objective={"distill": {"weight": 1.0, "teacher": str(teacher)}})
     sub.model.name, sub.model.revision = str(student), None
+    if retain is not None:
+        sub.data.retain = retain
     t = sub.train
-    t.mode, t.sam_rho, t.mask, t.target = "full", 0.0, MaskConfig(), TargetConfig()
+    t.mode, t.sam_rho, t.mask, t.target, t.eval_every = "full", 0.0, MaskConfig(), TargetConfig(), 0
     t.stop.forget_nll_above = None
     t.max_steps = undo.distill_steps or cfg.train.max_steps
     t.lr = undo.distill_lr or cfg.train.lr
@@ -152,8 +162,13 @@ def run_undo(cfg: RunConfig, run_dir: Path, resume: bool = False) -> RunResult:
     first, history = run_phase(unlearn_config(cfg, undo), phases / "unlearn", "unlearn", resume)
     teacher, student = phases / "unlearn" / MODEL, phases / "student"
     noise = noise_phase(cfg, undo, teacher, student)
-    last, more = run_phase(distill_config(cfg, undo, student, teacher), phases / "distill", "distill", resume)
+    data = distill_data(cfg, undo, teacher, phases)
+    sub = distill_config(cfg, undo, student, teacher, distill_retain(data, phases))
+    last, more = run_phase(sub, phases / "distill", "distill", resume)
     link_tree(phases / "distill" / MODEL, RunDir(run_dir).model)
+    held = RunDir(phases / "unlearn").validation
+    if held.is_file():
+        atomic_write_text(RunDir(run_dir).validation, held.read_text())
     unlearned = read_manifest(phases / "unlearn")
     steps = first["steps"] + last["steps"]
     manifest.update(
@@ -162,7 +177,7 @@ def run_undo(cfg: RunConfig, run_dir: Path, resume: bool = False) -> RunResult:
             "finished": now(),
             "source_model": unlearned.source_model,
             "data": unlearned.data,
-            "phases": [first, noise, last],
+            "phases": [first, noise, *([data] if data else []), last],
             "steps": steps,
             "stop_reason": f"undo: unlearned {first['steps']} steps, distilled {last['steps']}",
             "final": last["final"],
