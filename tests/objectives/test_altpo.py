@@ -125,3 +125,14 @@ def test_altpo_run_raises_forget_nll_and_resumes_without_regenerating(tmp_path, 
     monkeypatch.setattr("transformers.generation.utils.GenerationMixin.generate", no_generation)
     resumed = train(cfg, tmp_path / "b" / "run", resume=True)
     assert [r["loss"] for r in resumed.history] == [r["loss"] for r in straight.history]
+
+
+def test_altpo_generates_its_alternates_with_bf16_frozen_weights(tmp_path, tiny_model_dir):
+    """On bf16 hardware a LoRA run keeps the frozen base in bf16 beside fp32 adapters; generating
+    the alternates outside the run's autocast failed there (float != BFloat16 in a matmul)."""
+    settings = {"method": "altpo", "objective": ALTPO, "train.max_steps": 1, "train.batch_size": 4}
+    settings |= {"train.precision": "bf16", "train.frozen_dtype": "bf16", "train.mode": "lora"}
+    result = train(tiny_run_config(tmp_path, tiny_model_dir, **settings), tmp_path / "run")
+    manifest = json.loads((result.run_dir / "manifest.json").read_text())
+    assert manifest["frozen_dtype"]["dtype"] == "bf16" and manifest["frozen_dtype"]["parameters"] > 0
+    assert len((result.run_dir / "alternates.jsonl").read_text().splitlines()) == 4
