@@ -142,8 +142,10 @@ def test_refusal_batch_pairs_each_forget_prompt_with_a_seeded_refusal(tiny_model
     assert any(data.refusal_examples(m)[0].input_ids != again[0] for m in range(6, 12))
 
 
-def test_simnpo_recipe_uses_the_authors_tofu_weights():
+def test_simnpo_recipe_weighs_forget_and_retain_alike():
+    """1:1, from the sweep in docs/tuning.md: the authors' TOFU 0.1375:1 did not move the
+    knowledge scenario's target in 60 steps."""
     from lm_unlearn.objectives import RECIPES
     from lm_unlearn.objectives.terms import simnpo  # noqa: F401  (registers the recipes)
 
-    assert RECIPES["simnpo"].objective == {"simnpo": 0.1375, "retain_nll": 1.0}
+    assert RECIPES["simnpo"].objective == {"simnpo": 1.0, "retain_nll": 1.0}

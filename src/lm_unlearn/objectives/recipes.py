@@ -14,8 +14,9 @@ recipe("npo+kl", "Zhang et al. 2024: npo + KL to the original on retain data", {
 recipe("npo+rt", "Zhang et al. 2024: npo + retain NLL", {"npo": 1.0, "retain_nll": 1.0})
 recipe(
     "simnpo",
-    "Fan et al. 2024: reference-free, length-normalised NPO with margin + retain NLL (their TOFU 0.1375:1)",
-    {"simnpo": 0.1375, "retain_nll": 1.0},
+    "Fan et al. 2024: reference-free, length-normalised NPO with margin + retain NLL, 1:1 (their TOFU "
+    "0.1375:1 does not move a model that knows its forget set well: docs/tuning.md)",
+    {"simnpo": 1.0, "retain_nll": 1.0},
 )
 recipe(
     "wga",
