@@ -12,7 +12,7 @@ import pytest
 from support.tiny import tiny_run_config
 
 from lm_unlearn.engine import setup
-from lm_unlearn.objectives.context import head_positions
+from lm_unlearn.head import head_positions
 from lm_unlearn.perf import count_step_flops
 
 LAYERS, HIDDEN, HEADS, HEAD_DIM, LORA_R = 2, 32, 4, 8, 16  # tests/support/tiny.py; LoRA r is the default

@@ -77,3 +77,43 @@ def test_scores_match_training_logprobs_and_hand_computed_stats(tiny):
         assert scores.token_zscore[i][0] == pytest.approx(float(z), rel=1e-4, abs=1e-4)
     assert scores.kl == pytest.approx([0.0, 0.0, 0.0], abs=1e-6)  # KL of a model to itself
     np.testing.assert_allclose(scores.mean_nll, out.mean_nll.numpy(), rtol=1e-5)
+
+
+class FullLogitsOnly(torch.nn.Module):
+    """A model whose forward has no `logits_to_keep`: scoring slices its full logits instead."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, input_ids, attention_mask):
+        return self.inner(input_ids=input_ids, attention_mask=attention_mask)
+
+
+def test_kl_and_logprobs_at_response_positions_equal_the_full_logits_by_hand(tiny):
+    """The LM head runs on scored positions only (lm_unlearn.head); values are those of the
+    full [B, T, V] logits, for a model with `logits_to_keep` and one without."""
+    fmt = PromptFormat.choose(tiny.tokenizer, "auto")
+    records = [
+        Record("Who is Harry Potter's godfather?", "Sirius Black.", "t:1"),
+        Record("What is the capital of France and why?", "The capital of France is Paris.", "t:2"),
+    ]
+    other = type(tiny.model)(tiny.model.config)
+    other.load_state_dict(tiny.model.state_dict())
+    with torch.no_grad():
+        for p in other.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    batch = collate(encode_records(records, fmt, 256), tiny.tokenizer.pad_token_id)
+    with torch.no_grad():
+        mine = tiny.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+        ref = other(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+    out = Outputs(mine, batch)
+    for model in (tiny.model, FullLogitsOnly(tiny.model)):
+        scores = score_records(model, fmt, records, batch_size=2, reference=other.eval())
+        for i in range(len(records)):
+            mask = out.response_mask[i]
+            q, p = torch.log_softmax(ref[i].double(), -1), torch.log_softmax(mine[i].double(), -1)
+            kl = (q.exp() * (q - p)).sum(-1)[:-1][mask]  # logits[t] predicts token t + 1
+            assert scores.kl[i] == pytest.approx(float(kl.mean()), rel=1e-4) and scores.kl[i] > 1e-4
+            expected = out.token_logprob[i][mask].numpy()
+            np.testing.assert_allclose(scores.token_logprob[i], expected, rtol=1e-5, atol=1e-5)

@@ -14,6 +14,7 @@ import torch
 from lm_unlearn.data import PromptFormat, Record, collate, encode_records
 from lm_unlearn.evaluation.generation import autocast_for, progress
 from lm_unlearn.evaluation.memorization import greedy_hits
+from lm_unlearn.head import accepts_logits_to_keep, scored_positions
 
 
 @dataclass
@@ -36,10 +37,18 @@ class SequenceScores:
         return np.array([lp.sum() for lp in self.token_logprob])
 
 
-def _forward_logprobs(model, batch, precision: str) -> torch.Tensor:
+def _forward_logits(model, batch, positions: torch.Tensor, precision: str) -> torch.Tensor:
+    """Logits at `positions` ([B, K, V]): the LM head runs there only (`lm_unlearn.head`) where
+    the model's forward takes `logits_to_keep`, else its full logits are sliced."""
+    keep = accepts_logits_to_keep(model)
+    head = {"logits_to_keep": positions} if keep else {}
     with autocast_for(model, precision):
-        logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-    return torch.log_softmax(logits[:, :-1].float(), dim=-1)  # [B, T-1, V], fp32
+        logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, **head).logits
+    return logits if keep else logits[:, positions]
+
+
+def _forward_logprobs(model, batch, positions: torch.Tensor, precision: str) -> torch.Tensor:
+    return torch.log_softmax(_forward_logits(model, batch, positions, precision).float(), dim=-1)  # fp32
 
 
 @torch.no_grad()
@@ -81,8 +90,11 @@ def score_records(
         rows = order[start : start + batch_size]
         batch = collate([examples[i] for i in rows], pad).to(device)
         tokens += batch.num_tokens
-        logp = _forward_logprobs(model, batch, precision)
-        targets = batch.labels[:, 1:]
+        # Only positions whose next token is scored: the vocabulary-wide work below (log-softmax,
+        # z-scores, KL) scales with them, and in QA batches most positions are prompt or padding.
+        positions = scored_positions(batch)
+        logp = _forward_logprobs(model, batch, positions, precision)
+        targets = batch.labels[:, 1:][:, positions]
         mask = targets != -100
         token_lp = logp.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
         greedy = greedy_hits(logp, targets)
@@ -94,7 +106,7 @@ def score_records(
             sigma = (probs * (logp - mu.unsqueeze(-1)).square()).sum(-1).clamp(min=1e-12).sqrt()
             z = (token_lp - mu) / sigma
         if reference is not None:
-            ref_logp = _forward_logprobs(reference, batch, precision)
+            ref_logp = _forward_logprobs(reference, batch, positions, precision)
             kl = (ref_logp.exp() * (ref_logp - logp)).sum(-1)
         for row, index in enumerate(rows):
             m = mask[row]
@@ -148,11 +160,11 @@ def gradient_norms(
         for example in encode_records(records, fmt, max_length):
             batch = collate([example], fmt.tokenizer.pad_token_id).to(device)
             with torch.enable_grad():
-                with autocast_for(model, precision):
-                    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-                targets = batch.labels[:, 1:]
+                positions = scored_positions(batch)
+                logits = _forward_logits(model, batch, positions, precision)
+                targets = batch.labels[:, 1:][:, positions]
                 mask = targets != -100
-                nll = torch.nn.functional.cross_entropy(logits[:, :-1][mask].float(), targets[mask])
+                nll = torch.nn.functional.cross_entropy(logits[mask].float(), targets[mask])
                 norms.clear()
                 nll.backward()
             out.append(torch.stack(norms).cpu().numpy())

@@ -7,8 +7,6 @@ engine never needs to know which batches a term wants.
 
 from __future__ import annotations
 
-import functools
-import inspect
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -16,6 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from lm_unlearn.data.tokenize import IGNORE, Batch
+from lm_unlearn.head import head_positions
 from lm_unlearn.objectives.hidden import StopForward, capture_layers
 from lm_unlearn.objectives.outputs import Outputs
 
@@ -148,36 +147,6 @@ class StepContext:
     @property
     def computed(self) -> dict[str, Outputs]:
         return self._outputs
-
-
-def head_positions(model: torch.nn.Module, batch: Batch) -> torch.Tensor | None:
-    """Positions t whose next token is a response token in some row: all that response
-    log-probs need from the LM head. None when the model's forward has no `logits_to_keep`.
-
-    In a chat-formatted QA batch these are a small part of [B, T] (demo data: 11 of 48), and
-    the [B, T, V] logits, their fp32 upcast and their gradients are the largest activations of a
-    small model with a large vocabulary. transformers' `logits_to_keep` (a tensor of sequence
-    indices) slices the hidden states before the head inside the model's own forward, so
-    DDP/FSDP wrappers and accelerate's autocast see an ordinary forward call.
-    """
-    if not _accepts_logits_to_keep(model):
-        return None
-    return (batch.labels[:, 1:] != IGNORE).any(dim=0).nonzero().flatten()
-
-
-def _accepts_logits_to_keep(model: torch.nn.Module) -> bool:
-    inner = model
-    while isinstance(getattr(inner, "module", None), torch.nn.Module):  # DDP, FSDP, DeepSpeed
-        inner = inner.module
-    if hasattr(inner, "get_base_model"):  # peft
-        inner = inner.get_base_model()
-    return _forward_takes_logits_to_keep(type(inner))
-
-
-@functools.cache
-def _forward_takes_logits_to_keep(cls: type) -> bool:
-    """Per model class, once: asked on every forward of the training loop."""
-    return "logits_to_keep" in inspect.signature(cls.forward).parameters
 
 
 def _right_padded(batch: Batch) -> bool:

@@ -19,7 +19,8 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 import torch
 
 from lm_unlearn.data.tokenize import Batch
-from lm_unlearn.objectives.context import ReferenceProvider, RunContext, head_positions
+from lm_unlearn.head import head_positions
+from lm_unlearn.objectives.context import ReferenceProvider, RunContext
 from lm_unlearn.objectives.hidden import StopForward, capture_layers
 from lm_unlearn.objectives.outputs import Outputs
 
