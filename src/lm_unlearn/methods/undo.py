@@ -30,7 +30,7 @@ from lm_unlearn.config import DatasetConfig, MaskConfig, RunConfig, TargetConfig
 from lm_unlearn.engine import train
 from lm_unlearn.files import atomic_write_json, atomic_write_text, link_tree, sha256_tree
 from lm_unlearn.manifest import now
-from lm_unlearn.methods.undo_text import distill_data, distill_retain
+from lm_unlearn.methods.undo_text import distill_data
 from lm_unlearn.models import load_model, save_model
 from lm_unlearn.objectives.registry import recipe_train_settings
 from lm_unlearn.rundir import MODEL, Manifest, RunDir, RunResult, read_manifest, write_manifest
@@ -163,7 +163,8 @@ def run_undo(cfg: RunConfig, run_dir: Path, resume: bool = False) -> RunResult:
     teacher, student = phases / "unlearn" / MODEL, phases / "student"
     noise = noise_phase(cfg, undo, teacher, student)
     data = distill_data(cfg, undo, teacher, phases)
-    sub = distill_config(cfg, undo, student, teacher, distill_retain(data, phases))
+    retain = DatasetConfig(path=str(run_dir / data["path"])) if data else None
+    sub = distill_config(cfg, undo, student, teacher, retain)
     last, more = run_phase(sub, phases / "distill", "distill", resume)
     link_tree(phases / "distill" / MODEL, RunDir(run_dir).model)
     held = RunDir(phases / "unlearn").validation

@@ -3,9 +3,11 @@
 Lee et al. (2025) distil on a general corpus, so the noised student relearns the general
 knowledge the noise took away. A run has only its forget and retain data; distilling on those
 alone left the student's answers to unrelated questions damaged (13 % of them kept on the
-knowledge benchmark, against 58-73 % for the other methods). Text the teacher samples from its
-start token is general text of the kind it was trained on, and its logits on that text carry
-the general knowledge, while the teacher (already unlearned) does not write the forget set.
+knowledge benchmark, against 58-73 % for the other methods). The teacher's samples from its
+start token are text of the kind it was trained on, and the teacher (already unlearned) does
+not write the forget set. Measured (docs/benchmark.md, 2026-12-02): they helped little there,
+15 % kept, because that target was fine-tuned on biographies and samples biographies; a teacher
+closer to a general model samples more general text.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 
 import torch
 
-from lm_unlearn.config import DatasetConfig, RunConfig, UndoConfig
+from lm_unlearn.config import RunConfig, UndoConfig
 from lm_unlearn.data.records import Record, read_records
 from lm_unlearn.files import atomic_write_json, atomic_write_text, sha256_file
 from lm_unlearn.models import load_model
@@ -52,7 +54,11 @@ def sample_texts(model: torch.nn.Module, tokenizer, n: int, max_new_tokens: int,
 
 
 def record_row(record: Record) -> dict[str, str]:
-    return {"text": record.response} if record.is_text else {"prompt": record.prompt, "response": record.response}
+    return (
+        {"text": record.response}
+        if record.is_text
+        else {"prompt": record.prompt, "response": record.response}
+    )
 
 
 def distill_data(cfg: RunConfig, undo: UndoConfig, teacher: Path, phases: Path) -> dict[str, Any] | None:
@@ -71,7 +77,9 @@ def distill_data(cfg: RunConfig, undo: UndoConfig, teacher: Path, phases: Path) 
     texts: list[str] = []
     if undo.distill_texts:
         loaded = load_model(str(teacher), dtype=torch.float32)
-        texts = sample_texts(loaded.model.eval(), loaded.tokenizer, undo.distill_texts, undo.distill_text_tokens, seed)
+        texts = sample_texts(
+            loaded.model.eval(), loaded.tokenizer, undo.distill_texts, undo.distill_text_tokens, seed
+        )
     if not retain and not texts:
         return None
     rows = [record_row(r) for r in retain] + [{"text": t} for t in texts]
@@ -86,7 +94,3 @@ def distill_data(cfg: RunConfig, undo: UndoConfig, teacher: Path, phases: Path) 
     }
     atomic_write_json(record_path, record)
     return record
-
-
-def distill_retain(record: dict[str, Any] | None, phases: Path) -> DatasetConfig | None:
-    return DatasetConfig(path=str(phases / DATA)) if record else None
