@@ -90,9 +90,11 @@ def test_benchmark_cli_writes_the_leaderboard_with_reference_rows(cache, tmp_pat
     assert again.exit_code == 0, again.output
     assert (run / "eval.json").stat().st_mtime_ns == stamp
     own = sum(float(r[k] or 0) for r in rows for k in ("cost.train_wall_s", "cost.eval_wall_s"))
-    assert own > 0 and f"reused runs included (audits and preparing not), {own:.0f} s." in (
-        out / "leaderboard.md"
-    ).read_text()
+    assert (
+        own > 0
+        and f"reused runs included (audits and preparing not), {own:.0f} s."
+        in (out / "leaderboard.md").read_text()
+    )
 
 
 def test_run_train_stops_at_the_heldout_target_or_runs_fixed_steps():

@@ -14,8 +14,8 @@ from lm_unlearn.api import unlearn
 from lm_unlearn.data.records import read_records
 from lm_unlearn.files import sha256_tree
 from lm_unlearn.methods.undo import shrink_perturb
-from lm_unlearn.objectives.terms.kl import kl_divergence
 from lm_unlearn.methods.undo_text import record_row, sample_texts
+from lm_unlearn.objectives.terms.kl import kl_divergence
 
 # torch.Generator().manual_seed(0): the first four standard normals drawn.
 RANDN_SEED0 = [1.5410, -0.2934, -2.1788, 0.5684]
@@ -128,11 +128,19 @@ def test_sample_texts_are_reproducible_and_leave_the_random_state(tiny_model_dir
 
 def test_undo_run_leaves_out_the_unlearn_phases_validation_records(tmp_path, tiny_model_dir):
     split = {"train.validation.forget": 1, "train.validation.retain": 1}
-    settings = {**UNDO_SETTINGS, **split, "train.eval_every": 2, "train.max_steps": 2, "undo.distill_steps": 1}
+    settings = {
+        **UNDO_SETTINGS,
+        **split,
+        "train.eval_every": 2,
+        "train.max_steps": 2,
+        "undo.distill_steps": 1,
+    }
     unlearn(tiny_run_config(tmp_path, tiny_model_dir, **settings), tmp_path / "run")
     held = tmp_path / "run" / "phases" / "unlearn" / "validation.json"
     assert all(json.loads(held.read_text()).values())  # the unlearn phase held records out ...
-    assert (tmp_path / "run" / "validation.json").read_text() == held.read_text()  # ... the evaluation skips them
+    assert (
+        tmp_path / "run" / "validation.json"
+    ).read_text() == held.read_text()  # ... the evaluation skips them
     distill = json.loads((tmp_path / "run" / "phases" / "distill" / "validation.json").read_text())
     assert distill == {"forget": [], "retain": []}  # the distil phase holds nothing out
 

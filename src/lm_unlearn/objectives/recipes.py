@@ -25,8 +25,9 @@ recipe(
 )
 recipe(
     "satimp",
-    "Yang et al. 2025: GA weighted by sg(p)^b1 * sg(1-p)^b2 per token + retain NLL, 1000:1 (open-unlearning's "
-    "0.1:1 leaves a well-learned forget set, p near 1, with almost no gradient: docs/tuning.md)",
+    "Yang et al. 2025: GA weighted by sg(p)^b1 * sg(1-p)^b2 per token + retain NLL, 1000:1 "
+    "(open-unlearning's 0.1:1 leaves a well-learned forget set, p near 1, with almost no gradient: "
+    "docs/tuning.md)",
     {"satimp": 1000.0, "retain_nll": 1.0},
 )
 recipe(
