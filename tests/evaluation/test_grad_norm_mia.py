@@ -35,8 +35,8 @@ def test_gradient_norms_equal_autograd_per_tensor_and_leave_the_model_as_it_was(
         mask = targets != -100
         loss = torch.nn.functional.cross_entropy(logits[:, :-1][mask], targets[mask])
         grads = torch.autograd.grad(loss, list(model.parameters()))
-        expected = sorted(float(g.norm()) for g in grads)
-        assert sorted(norms.tolist()) == pytest.approx(expected, rel=1e-5)
+        expected = [float(g.norm()) for g in grads]  # in parameter order, not arrival order
+        assert norms.tolist() == pytest.approx(expected, rel=1e-5)
         assert mia.grad_norm_score(norms) == pytest.approx(-np.mean(expected), rel=1e-5)
 
 

@@ -131,8 +131,9 @@ def gradient_norms(
     p: float = 2.0,
     desc: str | None = None,
 ) -> list[np.ndarray]:
-    """Per record, ||grad_W L||_p of every parameter tensor W, L the record's mean response-token
-    NLL: one forward and one backward each (mia.grad_norm_score turns them into a score).
+    """Per record, ||grad_W L||_p of every parameter tensor W, in `model.parameters()` order, L the
+    record's mean response-token NLL: one forward and one backward each (mia.grad_norm_score turns
+    them into a score). A tensor the loss does not reach has no gradient and no entry (as MIMIR).
 
     Every parameter takes part (frozen ones too, e.g. a LoRA run's base), in eval mode (dropout
     off). Each tensor's norm is taken as its gradient arrives and the gradient dropped at once, so
@@ -141,21 +142,24 @@ def gradient_norms(
     """
     params = list(model.parameters())
     flags, grads, training = [q.requires_grad for q in params], [q.grad for q in params], model.training
-    norms: list[torch.Tensor] = []
+    norms: dict[int, torch.Tensor] = {}  # parameter index -> norm, filled as gradients arrive
 
-    def take(param: torch.nn.Parameter) -> None:
-        norms.append(param.grad.detach().float().norm(p))
-        param.grad = None
+    def take(index: int):
+        def hook(param: torch.nn.Parameter) -> None:
+            norms[index] = param.grad.detach().float().norm(p)
+            param.grad = None
+
+        return hook
 
     device = next(model.parameters()).device
     out: list[np.ndarray] = []
     model.eval()
     handles = []
     try:
-        for q in params:
+        for index, q in enumerate(params):
             q.requires_grad_(True)
             q.grad = None
-            handles.append(q.register_post_accumulate_grad_hook(take))
+            handles.append(q.register_post_accumulate_grad_hook(take(index)))
         bar = progress(len(records), desc)
         for example in encode_records(records, fmt, max_length):
             batch = collate([example], fmt.tokenizer.pad_token_id).to(device)
@@ -167,7 +171,7 @@ def gradient_norms(
                 nll = torch.nn.functional.cross_entropy(logits[mask].float(), targets[mask])
                 norms.clear()
                 nll.backward()
-            out.append(torch.stack(norms).cpu().numpy())
+            out.append(torch.stack([norms[i] for i in sorted(norms)]).cpu().numpy())
             bar.update(1)
         bar.close()
     finally:
