@@ -7,7 +7,7 @@ import torch
 
 from lm_unlearn.data import PromptFormat, Record, collate, encode_records
 from lm_unlearn.evaluation import mia
-from lm_unlearn.evaluation.likelihood import gradient_norms
+from lm_unlearn.evaluation.grad_norms import embedding_grad_norm, gradient_norms, linear_weight_grad_norm
 
 MEMBERS = [Record(f"Member question {i}?", f"The member answer is {i} apples.", f"m{i}") for i in range(4)]
 OTHERS = [Record(f"Other question {i}?", f"Nobody said {i} pears here.", f"o{i}") for i in range(4)]
@@ -15,6 +15,21 @@ OTHERS = [Record(f"Other question {i}?", f"Nobody said {i} pears here.", f"o{i}"
 
 def test_score_is_the_negated_mean_of_the_tensor_norms():
     assert mia.grad_norm_score(np.array([3.0, 4.0, 8.0])) == pytest.approx(-5.0)
+
+
+def autograd_norms(model, fmt, record, precision="fp32") -> list[float]:
+    """Every parameter's gradient norm for one record, by autograd on the whole logits."""
+    model.eval()
+    for q in model.parameters():
+        q.requires_grad_(True)
+    batch = collate(encode_records([record], fmt, 64), fmt.tokenizer.pad_token_id)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+        logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+    targets = batch.labels[:, 1:]
+    mask = targets != -100
+    loss = torch.nn.functional.cross_entropy(logits[:, :-1][mask].float(), targets[mask])
+    grads = torch.autograd.grad(loss, list(model.parameters()))
+    return [float(g.float().norm()) for g in grads]  # in parameter order
 
 
 def test_gradient_norms_equal_autograd_per_tensor_and_leave_the_model_as_it_was(tiny):
@@ -26,18 +41,41 @@ def test_gradient_norms_equal_autograd_per_tensor_and_leave_the_model_as_it_was(
     assert not frozen.requires_grad and model.training
     assert all(q.grad is None for q in model.parameters())
     for record, norms in zip(MEMBERS[:2], found):
-        model.eval()
-        for q in model.parameters():
-            q.requires_grad_(True)
-        batch = collate(encode_records([record], fmt, 64), tiny.tokenizer.pad_token_id)
-        logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-        targets = batch.labels[:, 1:]
-        mask = targets != -100
-        loss = torch.nn.functional.cross_entropy(logits[:, :-1][mask], targets[mask])
-        grads = torch.autograd.grad(loss, list(model.parameters()))
-        expected = [float(g.norm()) for g in grads]  # in parameter order, not arrival order
+        expected = autograd_norms(model, fmt, record)
         assert norms.tolist() == pytest.approx(expected, rel=1e-5)
         assert mia.grad_norm_score(norms) == pytest.approx(-np.mean(expected), rel=1e-5)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_a_tied_output_head_and_bf16_autocast_give_autograds_norms(tiny, precision):
+    """The tied head (the default model's) is shared by two modules, so it takes autograd's
+    gradient, not the Linear taps'; under bf16 the taps see the bf16 inputs the layers used."""
+    model, fmt = tiny.model, PromptFormat.choose(tiny.tokenizer, "chat")
+    model.lm_head.weight = model.model.embed_tokens.weight
+    assert len(list(model.parameters())) < len(list(model.named_parameters(remove_duplicate=False)))
+    found = gradient_norms(model, fmt, MEMBERS[:1], max_length=64, precision=precision)[0]
+    expected = autograd_norms(model, fmt, MEMBERS[0], precision)
+    # bf16: autograd rounds each weight gradient to bf16 before its norm, the taps do not
+    assert found.tolist() == pytest.approx(expected, rel=1e-5 if precision == "fp32" else 1e-2)
+
+
+@pytest.mark.parametrize("rows", [3, 40])  # the Gram-matrix form (few rows) and G^T A (many)
+@pytest.mark.parametrize("p", [2.0, 1.0])
+def test_a_linear_weights_gradient_norm_from_its_input_and_output_gradient(rows, p):
+    torch.manual_seed(0)
+    a, g = torch.randn(rows, 20, dtype=torch.float64), torch.randn(rows, 30, dtype=torch.float64)
+    formed = (g.T @ a).norm(p)  # the weight gradient of y = a W^T with output gradient g
+    assert float(linear_weight_grad_norm(a, g, p)) == pytest.approx(float(formed), rel=1e-5)
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_an_embeddings_gradient_norm_from_its_ids_and_output_gradients(tied):
+    torch.manual_seed(0)
+    ids = torch.tensor([3, 7, 3, 0, 7, 7])  # repeated tokens add up on their row
+    g_emb, a, g = torch.randn(6, 5), torch.randn(4, 5), torch.randn(4, 10)
+    formed = torch.zeros(10, 5).index_add_(0, ids, g_emb) + (g.T @ a if tied else 0)
+    found = embedding_grad_norm(ids, g_emb, *((a, g) if tied else ()))
+    assert float(found) == pytest.approx(float(formed.norm()), rel=1e-5)
 
 
 def test_members_of_a_fine_tuned_toy_model_have_smaller_gradients(tiny):

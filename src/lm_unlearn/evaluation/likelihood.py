@@ -37,7 +37,7 @@ class SequenceScores:
         return np.array([lp.sum() for lp in self.token_logprob])
 
 
-def _forward_logits(model, batch, positions: torch.Tensor, precision: str) -> torch.Tensor:
+def forward_logits(model, batch, positions: torch.Tensor, precision: str) -> torch.Tensor:
     """Logits at `positions` ([B, K, V]): the LM head runs there only (`lm_unlearn.head`) where
     the model's forward takes `logits_to_keep`, else its full logits are sliced."""
     keep = accepts_logits_to_keep(model)
@@ -48,7 +48,7 @@ def _forward_logits(model, batch, positions: torch.Tensor, precision: str) -> to
 
 
 def _forward_logprobs(model, batch, positions: torch.Tensor, precision: str) -> torch.Tensor:
-    return torch.log_softmax(_forward_logits(model, batch, positions, precision).float(), dim=-1)  # fp32
+    return torch.log_softmax(forward_logits(model, batch, positions, precision).float(), dim=-1)  # fp32
 
 
 @torch.no_grad()
@@ -119,66 +119,3 @@ def score_records(
         bar.update(len(rows))
     bar.close()
     return SequenceScores(logprobs, z_rows, kls if reference is not None else None, tokens, hits)
-
-
-def gradient_norms(
-    model,
-    fmt: PromptFormat,
-    records: list[Record],
-    *,
-    max_length: int = 256,
-    precision: str = "fp32",
-    p: float = 2.0,
-    desc: str | None = None,
-) -> list[np.ndarray]:
-    """Per record, ||grad_W L||_p of every parameter tensor W, in `model.parameters()` order, L the
-    record's mean response-token NLL: one forward and one backward each (mia.grad_norm_score turns
-    them into a score). A tensor the loss does not reach has no gradient and no entry (as MIMIR).
-
-    Every parameter takes part (frozen ones too, e.g. a LoRA run's base), in eval mode (dropout
-    off). Each tensor's norm is taken as its gradient arrives and the gradient dropped at once, so
-    the gradients never occupy a second copy of the model; requires_grad flags, existing
-    gradients and the train/eval mode are restored afterwards.
-    """
-    params = list(model.parameters())
-    flags, grads, training = [q.requires_grad for q in params], [q.grad for q in params], model.training
-    norms: dict[int, torch.Tensor] = {}  # parameter index -> norm, filled as gradients arrive
-
-    def take(index: int):
-        def hook(param: torch.nn.Parameter) -> None:
-            norms[index] = param.grad.detach().float().norm(p)
-            param.grad = None
-
-        return hook
-
-    device = next(model.parameters()).device
-    out: list[np.ndarray] = []
-    model.eval()
-    handles = []
-    try:
-        for index, q in enumerate(params):
-            q.requires_grad_(True)
-            q.grad = None
-            handles.append(q.register_post_accumulate_grad_hook(take(index)))
-        bar = progress(len(records), desc)
-        for example in encode_records(records, fmt, max_length):
-            batch = collate([example], fmt.tokenizer.pad_token_id).to(device)
-            with torch.enable_grad():
-                positions = scored_positions(batch)
-                logits = _forward_logits(model, batch, positions, precision)
-                targets = batch.labels[:, 1:][:, positions]
-                mask = targets != -100
-                nll = torch.nn.functional.cross_entropy(logits[mask].float(), targets[mask])
-                norms.clear()
-                nll.backward()
-            out.append(torch.stack([norms[i] for i in sorted(norms)]).cpu().numpy())
-            bar.update(1)
-        bar.close()
-    finally:
-        for handle in handles:
-            handle.remove()
-        for q, flag, grad in zip(params, flags, grads):
-            q.requires_grad_(flag)
-            q.grad = grad
-        model.train(training)
-    return out

@@ -58,7 +58,7 @@ def grad_norm_score(tensor_norms: np.ndarray) -> float:
     Attacks Work on Large Language Models?", arXiv 2402.17012, MIMIR's GradNormAttack; the form
     open-unlearning's `mia_gradnorm` computes): score = -(1/|W|) sum_W ||grad_W L(x)||_p, the
     mean over parameter tensors W of the p-norm (p = 2) of the gradient of the sample's mean
-    token NLL (`likelihood.gradient_norms`). A model sits near a minimum on its training data, so
+    token NLL (`grad_norms.gradient_norms`). A model sits near a minimum on its training data, so
     a smaller gradient means "more likely a member": the score is the negated mean norm.
     """
     return -float(np.mean(tensor_norms))

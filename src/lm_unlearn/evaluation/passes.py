@@ -20,7 +20,8 @@ from lm_unlearn.evaluation import cache
 from lm_unlearn.evaluation import forget_quality as fq
 from lm_unlearn.evaluation.config import EvalConfig
 from lm_unlearn.evaluation.generation import generate
-from lm_unlearn.evaluation.likelihood import SequenceScores, gradient_norms, score_records
+from lm_unlearn.evaluation.grad_norms import gradient_norms
+from lm_unlearn.evaluation.likelihood import SequenceScores, score_records
 from lm_unlearn.manifest import records_digest
 from lm_unlearn.models import LoadedModel, load_model
 
