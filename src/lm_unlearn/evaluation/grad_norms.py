@@ -111,7 +111,8 @@ class _Taps:
         if isinstance(module, torch.nn.Embedding):
             seen = inputs[0].detach().reshape(-1)
             # Its weight takes no gradient here: the output is made a leaf that does, so backward
-            # still brings the gradient at each looked-up row (returned: it replaces the output).
+            # still brings the gradient at each looked-up row. The model gets a copy of the leaf
+            # (a forward hook's return value replaces the output), which it may change in place.
             output = output.detach().requires_grad_(True)
         elif not output.requires_grad:
             return None
@@ -124,7 +125,7 @@ class _Taps:
             call[1] = grad.reshape(-1, grad.shape[-1])
 
         output.register_hook(keep)
-        return output
+        return output.clone() if isinstance(module, torch.nn.Embedding) else None
 
     def _joined(self, module) -> tuple[torch.Tensor, torch.Tensor] | None:
         calls = [c for c in self.calls.get(id(module), []) if c[1] is not None]
