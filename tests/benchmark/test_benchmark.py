@@ -101,17 +101,31 @@ def test_run_train_stops_at_the_heldout_target_or_runs_fixed_steps():
     from lm_unlearn.benchmark.grid import GridSpec, run_train
 
     spec = GridSpec(scenarios=["knowledge"], methods=["npo"], steps=30, eval_every=3)
-    assert run_train(spec, 1, has_heldout=True) == {
+    assert run_train(spec, 1, has_heldout=True, method="npo") == {
         "max_steps": 30,
         "seed": 1,
         "eval_every": 3,
         "target": {"forget_nll": "heldout"},
     }
     fixed = {"max_steps": 30, "seed": 1, "eval_every": 0}
-    assert run_train(spec, 1, has_heldout=False) == fixed  # nothing to aim at: fixed steps
-    assert run_train(GridSpec(["knowledge"], ["npo"], steps=30, stop="steps"), 1, True) == fixed
+    assert run_train(spec, 1, has_heldout=False, method="npo") == fixed  # nothing to aim at
+    assert run_train(GridSpec(["knowledge"], ["npo"], steps=30, stop="steps"), 1, True, "npo") == fixed
     with pytest.raises(ValueError, match="--stop 'soon'"):
-        run_train(GridSpec(["knowledge"], ["npo"], stop="soon"), 1, True)
+        run_train(GridSpec(["knowledge"], ["npo"], stop="soon"), 1, True, "npo")
+
+
+def test_without_steps_each_method_gets_its_recipes_budget():
+    from lm_unlearn.benchmark.grid import GridSpec, grid_notes, method_steps, run_train
+
+    spec = GridSpec(scenarios=["knowledge"], methods=["yao", "npo"])
+    assert method_steps(spec, "yao") == 100 and method_steps(spec, "npo") == 60
+    assert run_train(spec, 0, True, "yao")["max_steps"] == 100
+    assert "at most yao 100, npo 60 steps" in grid_notes(spec, ["knowledge"], 1.0, [])[0]
+    given = GridSpec(scenarios=["knowledge"], methods=["yao", "npo"], steps=30)
+    assert (
+        method_steps(given, "yao") == 30
+        and "at most 30 steps" in grid_notes(given, ["knowledge"], 1.0, [])[0]
+    )
 
 
 def test_method_scoped_overrides_apply_to_that_method_only_and_win():

@@ -37,7 +37,7 @@ class GridSpec:
     methods: list[str]
     seeds: list[int] = field(default_factory=lambda: [0])
     model: str = DEFAULT_MODEL
-    steps: int = 60
+    steps: int | None = None  # None: each method's recipe budget (`method_steps`)
     stop: str = "target"  # "target": stop at the held-out forget NLL (see `run_train`); "steps": run `steps`
     eval_every: int = 2
     people: int | None = 20
@@ -65,20 +65,33 @@ def eval_config(prepared: Prepared, spec: GridSpec):
     return EvalConfig.model_validate(data)
 
 
-def run_train(spec: GridSpec, seed: int, has_heldout: bool) -> dict[str, Any]:
+DEFAULT_STEPS = 60
+
+
+def method_steps(spec: GridSpec, method: str) -> int:
+    """A run's step budget: `--steps` when given, else the recipe's own `train.max_steps` (yao's
+    gentler default weights take longer: 100), else DEFAULT_STEPS."""
+    from lm_unlearn.objectives.registry import recipe_train_settings
+
+    if spec.steps is not None:
+        return spec.steps
+    return int(recipe_train_settings(method).get("max_steps", DEFAULT_STEPS))
+
+
+def run_train(spec: GridSpec, seed: int, has_heldout: bool, method: str) -> dict[str, Any]:
     """The `train:` section of a benchmark run.
 
     stop "target" (the default): validate every `eval_every` steps on a split held out from the
     forget and retain data (left out of the evaluation) and stop at the first step whose held-out
     forget NLL reaches the target model's NLL on the scenario's held-out people, whom it never
     learned: "as if never trained" (TOFU, MUSE), not "as far as possible", which overshoots the
-    retrain model and loses forget quality as surely as doing too little. `steps` is the cap.
-    stop "steps" (or a scenario without held-out data): exactly `steps` steps, no validation
-    split, so the evaluation sees every forget record.
+    retrain model and loses forget quality as surely as doing too little. The method's step
+    budget (`method_steps`) is the cap. stop "steps" (or a scenario without held-out data):
+    exactly that many steps, no validation split, so the evaluation sees every forget record.
     """
     if spec.stop not in ("target", "steps"):
         raise ValueError(f"benchmark --stop {spec.stop!r}: expected target or steps")
-    train: dict[str, Any] = {"max_steps": spec.steps, "seed": seed, "eval_every": 0}
+    train: dict[str, Any] = {"max_steps": method_steps(spec, method), "seed": seed, "eval_every": 0}
     if spec.stop == "target" and has_heldout:
         train |= {"eval_every": spec.eval_every, "target": {"forget_nll": "heldout"}}
     return train
@@ -103,7 +116,7 @@ def unlearn_one(prepared: Prepared, method: str, seed: int, spec: GridSpec, run_
         "method": method,
         "model": {"name": str(prepared.target)},
         "data": prepared.run_data(),
-        "train": run_train(spec, seed, has_heldout="heldout" in prepared.run_data()),
+        "train": run_train(spec, seed, has_heldout="heldout" in prepared.run_data(), method=method),
         "evaluate": False,  # evaluated below with the retrain model as the reference
     }
     overrides = method_overrides(spec.overrides, method)
@@ -193,13 +206,19 @@ def rows_wall_s(rows: list[dict[str, Any]]) -> float:
 
 def grid_notes(spec: GridSpec, scenarios: list[str], wall_s: float, rows: list[dict[str, Any]]) -> list[str]:
     """leaderboard.md's notes: how runs stopped, the settings changed, the audit, the pages."""
+    budgets = {m: method_steps(spec, m) for m in spec.methods}
+    steps = (
+        str(budgets[spec.methods[0]])
+        if len(set(budgets.values())) == 1
+        else ", ".join(f"{m} {n}" for m, n in budgets.items())
+    )
     notes = [
         f"Base model `{spec.model}`; methods unlearn the target "
         + (
             f"until the held-out forget NLL reaches the held-out people's (validated every "
-            f"{spec.eval_every} steps, at most {spec.steps} steps; `kept step` is the step kept)."
+            f"{spec.eval_every} steps, at most {steps} steps; `kept step` is the step kept)."
             if spec.stop == "target"
-            else f"for {spec.steps} steps."
+            else f"for {steps} steps."
         ),
         "Every row is evaluated against the target (original) and the retrain model (taught the "
         "retain part only). The retrain row's forget quality is 1 by construction (its truth "

@@ -59,8 +59,13 @@ def benchmark_command(
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds.")] = "0",
     model: Annotated[str, typer.Option(help="Base model.")] = DEFAULT_MODEL,
     steps: Annotated[
-        int, typer.Option(min=1, help="Unlearning steps per run (with --stop target: the most).")
-    ] = 60,
+        int | None,
+        typer.Option(
+            min=1,
+            help="Unlearning steps per run (with --stop target: the most). Default: the recipe's own "
+            "budget where it has one (yao: 100), else 60.",
+        ),
+    ] = None,
     stop: Annotated[
         str,
         typer.Option(
