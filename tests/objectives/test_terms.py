@@ -123,7 +123,7 @@ def test_kl_term_uses_the_reference_and_averages_per_example():
 
 def test_yao_recipe_weights():
     objective = build_objective("yao", None)
-    assert {t.term.name: t.weight for t in objective.terms} == {"ga": 0.5, "mismatch": 1.0, "kl": 1.0}
+    assert {t.term.name: t.weight for t in objective.terms} == {"ga": 0.5, "mismatch": 0.05, "kl": 4.0}
 
 
 def test_unknown_term_recipe_and_parameter_are_clear_errors():
