@@ -55,10 +55,12 @@ def backward_flops(rows: int, width: int, head: int, vocab: int, lora_r: int | N
         ("graddiff", "full", ("forget", "retain"), False),
         ("npo", "lora", ("forget",), True),  # the reference: the base with adapters off
         ("npo", "full", ("forget",), True),  # the reference: a frozen copy
+        ("npo", "lora", ("forget",), False),  # train.reference auto: precomputed, no forward in a step
     ],
 )
 def test_step_flops_match_a_count_by_hand(tmp_path, tiny_model_dir, method, mode, splits, reference):
-    cfg = tiny_run_config(tmp_path, tiny_model_dir, **{"method": method, "train.mode": mode})
+    live = {"train.reference": "live"} if reference else {}
+    cfg = tiny_run_config(tmp_path, tiny_model_dir, **{"method": method, "train.mode": mode, **live})
     state = setup(cfg, tmp_path / "shapes")  # only to read the batches of step 1 and the vocabulary
     vocab = state.unwrapped.get_output_embeddings().weight.shape[0]
     lora_r = LORA_R if mode == "lora" else None

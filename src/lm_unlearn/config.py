@@ -187,11 +187,13 @@ class TrainConfig(Strict):
     )
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
     target: TargetConfig = Field(default_factory=TargetConfig)
-    reference: Literal["live", "precompute"] = Field(
-        "live",
+    reference: Literal["auto", "live", "precompute"] = Field(
+        "auto",
         description="Original-model values for terms that compare with it: run the original on each "
         "batch ('live'; a frozen copy in full mode) or compute them once before training and cache "
-        "them ('precompute'; no second model in memory).",
+        "them ('precompute'; no second model in memory). 'auto': precompute when every such term "
+        "reads only response log-probs (npo, dpo, ...: a few numbers per example, the same values, "
+        "one forward per example instead of one per step), live otherwise (kl, rmu, whp, ...).",
     )
     mask: MaskConfig = Field(default_factory=MaskConfig, description="Restrict updates to some parameters.")
     sam_rho: float = Field(

@@ -186,6 +186,8 @@ def perf_method(
     """Run `api.unlearn` for warmup + steps steps; time the last `steps` from metrics.jsonl,
     then count their FLOPs (`count_step_flops`)."""
     from lm_unlearn.api import unlearn
+    from lm_unlearn.objectives import build_objective
+    from lm_unlearn.objectives.reference import reference_mode
     from lm_unlearn.precision import resolve_precision
 
     device, cfg = _start_measurement(cfg_data, warmup, steps, workdir, threads)
@@ -210,7 +212,7 @@ def perf_method(
         "method": cfg.method or "custom",
         "objective": manifest.objective,
         "mode": cfg.train.mode,
-        "reference": cfg.train.reference,
+        "reference": reference_mode(cfg.train.reference, build_objective(cfg.method, cfg.objective)),
         "precision": resolve_precision(cfg.train.precision),
         "gradient_checkpointing": cfg.train.gradient_checkpointing,
         "batch_size": cfg.train.batch_size,

@@ -27,6 +27,7 @@ from lm_unlearn.memory import reset_peak_rss, return_freed_memory
 from lm_unlearn.models import frozen_linears_to, load_model, save_model, wrap_lora
 from lm_unlearn.objectives import Objective
 from lm_unlearn.objectives.alternates import ensure_alternates
+from lm_unlearn.objectives.reference import reference_mode
 from lm_unlearn.precision import has_accelerator, resolve_precision
 from lm_unlearn.rundir import RunDir
 from lm_unlearn.validation import split_for_validation
@@ -202,7 +203,7 @@ def prepare_model(cfg: RunConfig, objective: Objective, model, device, frozen_dt
     reference_model = None
     if t.mode == "lora":
         model = wrap_lora(model, t.lora.r, t.lora.alpha, t.lora.dropout, t.lora.target_modules)
-    elif objective.reads_original and t.reference == "live":
+    elif objective.reads_original and reference_mode(t.reference, objective) == "live":
         # Full fine-tuning: a frozen copy, made only because a term compares with the original.
         reference_model = copy.deepcopy(model).eval().requires_grad_(False)
         reference_model.to(device)

@@ -177,3 +177,25 @@ def test_rmu_stops_the_forward_after_its_layer_with_the_same_loss_and_gradients(
     assert fast_grads.keys() == full_grads.keys() and fast_grads
     for name, grad in fast_grads.items():
         torch.testing.assert_close(grad, full_grads[name], rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize(
+    "method, resolved",
+    [
+        ("npo", "precompute"),  # response log-probs only
+        ("dpo", "precompute"),
+        ("yao", "live"),  # kl reads the original's whole logits
+        ("rmu", "live"),  # reads layer activations
+        ("whp", "live"),  # its own reinforced model
+    ],
+)
+def test_auto_precomputes_only_what_is_a_few_log_probs_per_example(method, resolved):
+    from lm_unlearn.objectives import build_objective
+    from lm_unlearn.objectives.reference import reference_mode
+
+    objective = build_objective(method, None)
+    assert reference_mode("auto", objective) == resolved
+    assert (
+        reference_mode("live", objective) == "live"
+        and reference_mode("precompute", objective) == "precompute"
+    )

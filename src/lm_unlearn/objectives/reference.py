@@ -187,6 +187,14 @@ def precompute(
     return cache
 
 
+def reference_mode(mode: str, objective) -> str:
+    """`train.reference` resolved: "auto" is "precompute" when the terms read only the original's
+    response log-probs (`Objective.reference_is_logprobs`), else "live"."""
+    if mode != "auto":
+        return mode
+    return "precompute" if objective.reference_is_logprobs else "live"
+
+
 def build_reference(
     mode: str,
     objective,
@@ -209,7 +217,7 @@ def build_reference(
     extra = objective.before_training(RunContext(model, make_batch, autocast, device))
     source = reference_model if reference_model is not None else model
     live = LiveReference(source, extra, original=objective.reads_original)
-    if mode == "live":
+    if reference_mode(mode, objective) == "live":
         return live
     layers = objective.hidden_layers(model)
     keep_logits = objective.reference_logits  # the splits whose whole reference logits are read

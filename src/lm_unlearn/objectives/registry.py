@@ -211,6 +211,16 @@ class Objective:
         return tuple(sorted(found))
 
     @property
+    def reference_is_logprobs(self) -> bool:
+        """What the terms read of the original is its response log-probs alone: no whole logits,
+        no layer activations, no models of their own (a precomputed reference is then small)."""
+        return (
+            self.needs_reference
+            and not self.reference_logits
+            and not any(t.term.layers or t.term.before_training for t in self.terms)
+        )
+
+    @property
     def full_logits(self) -> tuple[str, ...]:
         """Splits some term reads whole logits of."""
         return tuple(sorted({s for t in self.terms if t.term.full_logits for s in t.term.splits}))
