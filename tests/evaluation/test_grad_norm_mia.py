@@ -48,8 +48,9 @@ def test_gradient_norms_equal_autograd_per_tensor_and_leave_the_model_as_it_was(
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_a_tied_output_head_and_bf16_autocast_give_autograds_norms(tiny, precision):
-    """The tied head (the default model's) is shared by two modules, so it takes autograd's
-    gradient, not the Linear taps'; under bf16 the taps see the bf16 inputs the layers used."""
+    """The tied head (the default model's) shares its weight with the embedding, so its norm is
+    the embedding's rows plus the head's part (`embedding_grad_norm`), not a Linear tap's alone;
+    under bf16 the taps see the bf16 inputs the layers used."""
     model, fmt = tiny.model, PromptFormat.choose(tiny.tokenizer, "chat")
     model.lm_head.weight = model.model.embed_tokens.weight
     assert len(list(model.parameters())) < len(list(model.named_parameters(remove_duplicate=False)))
