@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
+from lm_unlearn.attention import use_fast_attention
 from lm_unlearn.errors import ModelError
 from lm_unlearn.files import atomic_directory, atomic_write_json, sha256_file, sha256_tree
 
@@ -189,6 +190,7 @@ def load_model(
     if not hashes:
         hashes = hub_hashes(spec, revision)
     ensure_pad_token(tokenizer, model)
+    use_fast_attention(model)
     return LoadedModel(model=model, tokenizer=tokenizer, spec=spec, path=path, source_hashes=hashes)
 
 

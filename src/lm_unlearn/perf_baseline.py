@@ -60,6 +60,7 @@ class StockContext(StepContext):
 
 def baseline_method(cfg: RunConfig, warmup: int, steps: int, device: torch.device) -> dict[str, Any]:
     """Time warmup + steps stock optimizer steps of `cfg`'s method; the last `steps` count."""
+    from lm_unlearn.attention import use_stock_attention
     from lm_unlearn.models import load_model
     from lm_unlearn.precision import resolve_precision
     from lm_unlearn.training_setup import adamw, fit_max_length, read_training_records, step_data
@@ -77,6 +78,7 @@ def baseline_method(cfg: RunConfig, warmup: int, steps: int, device: torch.devic
         cfg.model.name, revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code
     )
     model = loaded.model.to(device).train()
+    use_stock_attention(model)  # transformers' default sdpa, as a stock trainer runs it
     fmt = PromptFormat.choose(loaded.tokenizer, cfg.model.template, cfg.model.system_prompt)
     data = step_data(cfg, records, fmt, fit_max_length(cfg, model), objective.draws_per_prompt())
     reference = None
