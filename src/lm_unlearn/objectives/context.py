@@ -116,9 +116,11 @@ class StepContext:
                 elif keep is None:
                     self._outputs[name] = Outputs(logits[rows, :width], batch, parts)
                 else:
-                    inside = keep < width - 1
-                    part = logits[rows][:, inside]
-                    self._outputs[name] = Outputs(part, batch, parts, positions=keep[inside])
+                    # keep is sorted, so the positions inside this batch's width are a prefix:
+                    # a slice, whose backward needs no index_put
+                    inside = int((keep < width - 1).sum())
+                    part = logits[rows, :inside]
+                    self._outputs[name] = Outputs(part, batch, parts, positions=keep[:inside])
                 start = rows.stop
         return self._outputs[split]
 

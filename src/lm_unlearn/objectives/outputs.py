@@ -81,7 +81,7 @@ class Outputs:
             logits, picked = self._logits, mask[:, self.positions]
         # Only response positions (a minority in QA batches: prompts and padding are the rest) are
         # upcast to fp32 and kept by the fused cross_entropy for backward (docs/performance.md).
-        nll = F.cross_entropy(logits[picked].float(), targets[mask], reduction="none")
+        nll = F.cross_entropy(_picked_rows(logits, picked).float(), targets[mask], reduction="none")
         return torch.zeros(targets.shape, dtype=nll.dtype, device=nll.device).masked_scatter(mask, -nll)
 
     @cached_property
@@ -90,8 +90,8 @@ class Outputs:
         `response_targets` holds the tokens. Read whole-vocabulary terms (ce_u, pdu) from here:
         it works without full_logits, since the head ran on these positions anyway."""
         if self.positions is None:
-            return self._logits[:, :-1][self.response_mask]
-        return self._logits[self.response_mask[:, self.positions]]
+            return _picked_rows(self._logits[:, :-1], self.response_mask)
+        return _picked_rows(self._logits, self.response_mask[:, self.positions])
 
     @cached_property
     def response_targets(self) -> torch.Tensor:
@@ -133,3 +133,10 @@ class Outputs:
     def mean_nll(self) -> torch.Tensor:
         """[B] per-example mean token NLL over the response."""
         return -self.seq_logprob / self.response_length
+
+
+def _picked_rows(logits: torch.Tensor, picked: torch.Tensor) -> torch.Tensor:
+    """logits[picked] ([N, V], row-major), by index_select: the same values, and a backward that
+    adds into zeros instead of boolean indexing's accumulating index_put, which sorts its
+    indices (on CPU 22 against 36 ms for a [8, 26, 49152] batch, forward and backward)."""
+    return logits.flatten(0, 1).index_select(0, picked.flatten().nonzero().squeeze(1))
