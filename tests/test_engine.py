@@ -234,6 +234,32 @@ def test_frozen_weights_in_bf16_give_the_same_run_as_fp32_under_bf16_autocast(tm
     assert all(torch.allclose(a[n], b[n], rtol=1e-5, atol=1e-6) for n in a)
 
 
+def test_lora_input_casts_skipped_under_autocast_change_nothing(tiny_model_dir):
+    """skip_lora_input_casts removes peft's fp32 round trip of bf16 inputs; under bf16
+    autocast the loss and every adapter gradient stay bit for bit the same."""
+    from lm_unlearn.models import frozen_linears_to, skip_lora_input_casts, wrap_lora
+
+    model = wrap_lora(AutoModelForCausalLM.from_pretrained(tiny_model_dir), 4, 8, 0.0, "all-linear")
+    frozen_linears_to(model, torch.bfloat16)
+    for p in model.parameters():  # nonzero B, so every adapter has a gradient
+        if p.requires_grad:
+            torch.nn.init.normal_(p, std=0.1)
+    ids = torch.tensor([[1, 5, 9, 4, 2, 7], [3, 3, 8, 1, 6, 2]])
+
+    def loss_and_grads():
+        model.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = model(input_ids=ids, labels=ids).loss
+        loss.backward()
+        return loss.item(), [p.grad.clone() for p in model.parameters() if p.requires_grad]
+
+    before = loss_and_grads()
+    assert skip_lora_input_casts(model) > 0
+    after = loss_and_grads()
+    assert after[0] == before[0]
+    assert all(torch.equal(a, b) for a, b in zip(after[1], before[1]))
+
+
 def test_lora_reads_a_bf16_checkpoint_in_bf16_and_trains_as_from_its_fp32_copy(
     tmp_path, tiny_model_dir, monkeypatch
 ):

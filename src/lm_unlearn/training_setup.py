@@ -24,7 +24,7 @@ from lm_unlearn.data.sampling import StepData, read_refusals
 from lm_unlearn.errors import ConfigError
 from lm_unlearn.files import sha256_tree
 from lm_unlearn.memory import reset_peak_rss, return_freed_memory
-from lm_unlearn.models import frozen_linears_to, load_model, save_model, wrap_lora
+from lm_unlearn.models import frozen_linears_to, load_model, save_model, skip_lora_input_casts, wrap_lora
 from lm_unlearn.objectives import Objective
 from lm_unlearn.objectives.alternates import ensure_alternates
 from lm_unlearn.objectives.reference import reference_mode
@@ -211,6 +211,7 @@ def prepare_model(cfg: RunConfig, objective: Objective, model, device, frozen_dt
     if frozen_dtype == "bf16":
         frozen = [m for m in (model, reference_model) if m is not None]
         frozen_bf16 = sum(frozen_linears_to(m, torch.bfloat16) for m in frozen)
+        skip_lora_input_casts(model)  # bf16 frozen weights: every forward runs under autocast
     model.train()
     return model, reference_model, frozen_bf16
 
