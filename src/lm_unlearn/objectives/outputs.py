@@ -76,7 +76,7 @@ class Outputs:
         """[B, T-1] fp32 log p(y_t | y_<t) of each response token, 0 elsewhere."""
         targets, mask = self.batch.labels[:, 1:], self.response_mask
         if self.positions is None:
-            logits, picked = self._logits[:, :-1], mask
+            logits, picked = self._logits, _up_to_last(mask)
         else:  # sorted positions: row-major order of picked equals that of mask
             logits, picked = self._logits, mask[:, self.positions]
         # Only response positions (a minority in QA batches: prompts and padding are the rest) are
@@ -90,7 +90,7 @@ class Outputs:
         `response_targets` holds the tokens. Read whole-vocabulary terms (ce_u, pdu) from here:
         it works without full_logits, since the head ran on these positions anyway."""
         if self.positions is None:
-            return _picked_rows(self._logits[:, :-1], self.response_mask)
+            return _picked_rows(self._logits, _up_to_last(self.response_mask))
         return _picked_rows(self._logits, self.response_mask[:, self.positions])
 
     @cached_property
@@ -136,7 +136,15 @@ class Outputs:
 
 
 def _picked_rows(logits: torch.Tensor, picked: torch.Tensor) -> torch.Tensor:
-    """logits[picked] ([N, V], row-major), by index_select: the same values, and a backward that
-    adds into zeros instead of boolean indexing's accumulating index_put, which sorts its
-    indices (on CPU 22 against 36 ms for a [8, 26, 49152] batch, forward and backward)."""
+    """logits[picked] ([N, V], row-major). On a contiguous tensor by index_select: the same
+    values, and a backward that adds into zeros instead of boolean indexing's accumulating
+    index_put, which sorts its indices (on CPU 22 against 36 ms for a [8, 26, 49152] batch,
+    forward and backward). A strided view keeps boolean indexing, which needs no copy of it."""
+    if not logits.is_contiguous():
+        return logits[picked]
     return logits.flatten(0, 1).index_select(0, picked.flatten().nonzero().squeeze(1))
+
+
+def _up_to_last(mask: torch.Tensor) -> torch.Tensor:
+    """[B, T-1] mask over logits[:, :-1] as a [B, T] mask over logits (last column unpicked)."""
+    return torch.cat([mask, mask.new_zeros(mask.shape[0], 1)], dim=1)
