@@ -75,13 +75,9 @@ class Outputs:
     def token_logprob(self) -> torch.Tensor:
         """[B, T-1] fp32 log p(y_t | y_<t) of each response token, 0 elsewhere."""
         targets, mask = self.batch.labels[:, 1:], self.response_mask
-        if self.positions is None:
-            logits, picked = self._logits, _up_to_last(mask)
-        else:  # sorted positions: row-major order of picked equals that of mask
-            logits, picked = self._logits, mask[:, self.positions]
         # Only response positions (a minority in QA batches: prompts and padding are the rest) are
         # upcast to fp32 and kept by the fused cross_entropy for backward (docs/performance.md).
-        nll = F.cross_entropy(_picked_rows(logits, picked).float(), targets[mask], reduction="none")
+        nll = F.cross_entropy(self._picked_response_logits().float(), targets[mask], reduction="none")
         return torch.zeros(targets.shape, dtype=nll.dtype, device=nll.device).masked_scatter(mask, -nll)
 
     @cached_property
@@ -89,6 +85,11 @@ class Outputs:
         """[N, V] logits predicting the N response tokens (row-major over [B, T-1]), as stored;
         `response_targets` holds the tokens. Read whole-vocabulary terms (ce_u, pdu) from here:
         it works without full_logits, since the head ran on these positions anyway."""
+        return self._picked_response_logits()
+
+    def _picked_response_logits(self) -> torch.Tensor:
+        """The response rows of the stored logits (not cached: token_logprob keeps only its fp32
+        copy). Sorted positions keep the row-major order of response_mask."""
         if self.positions is None:
             return _picked_rows(self._logits, _up_to_last(self.response_mask))
         return _picked_rows(self._logits, self.response_mask[:, self.positions])
