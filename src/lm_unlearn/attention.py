@@ -50,6 +50,6 @@ def use_fast_attention(model: torch.nn.Module) -> bool:
 
 
 def use_stock_attention(model: torch.nn.Module) -> None:
-    """Back to transformers' own sdpa (the stock step of `unlearn perf`; saving)."""
+    """Back to transformers' own sdpa (the stock step of `unlearn perf` runs it)."""
     if getattr(model.config, "_attn_implementation", None) == NAME:
         model.set_attn_implementation("sdpa")

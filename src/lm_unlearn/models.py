@@ -231,7 +231,9 @@ def skip_lora_input_casts(model: torch.nn.Module) -> int:
     copies forward and two backward per layer (about 5 % of a graddiff LoRA step on the default
     model, docs/performance.md). `cast_input_dtype_enabled` is peft's own switch for it.
     """
-    layers = [m for m in model.modules() if hasattr(m, "lora_A") and hasattr(m, "base_layer")]
+    from peft.tuners.lora import LoraLayer
+
+    layers = [m for m in model.modules() if isinstance(m, LoraLayer)]
     for layer in layers:
         layer.cast_input_dtype_enabled = False
     return len(layers)
