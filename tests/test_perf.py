@@ -12,7 +12,13 @@ from typer.testing import CliRunner
 
 from lm_unlearn.cli import app
 from lm_unlearn.errors import UnlearnError
-from lm_unlearn.perf import count_matmul_params, fraction_of_peak, matmul_peak, run_perf
+from lm_unlearn.perf import (
+    count_matmul_params,
+    fraction_of_peak,
+    matmul_peak,
+    paired_median_speedup,
+    run_perf,
+)
 
 EXAMPLES = Path(__file__).parents[1] / "examples" / "accelerate"
 TRAIN_FIELDS = {
@@ -30,6 +36,7 @@ TRAIN_FIELDS = {
     "fraction_of_peak": float,
     "peak_rss_gib": float,
     "baseline_speedup": float,
+    "baseline_speedup_median": float,
     "baseline_memory_ratio": float,
 }
 EVAL_FIELDS = (
@@ -92,6 +99,8 @@ def test_perf_cli_writes_every_field(tmp_path, tiny_model_dir):
         for ratio in ("baseline_speedup", "baseline_memory_ratio"):
             assert math.isfinite(run[ratio]) and run[ratio] > 0, (ratio, run[ratio])
         assert run["baseline_speedup"] == pytest.approx(run["tokens_per_s"] / stock["tokens_per_s"])
+        paired = sorted(s / o for s, o in zip(stock["step_s_each"], run["step_s_each"]))
+        assert run["baseline_speedup_median"] == pytest.approx((paired[0] + paired[1]) / 2)
         assert run["baseline_memory_ratio"] == pytest.approx(run["peak_rss_gib"] / stock["peak_rss_gib"])
     # graddiff reads forget + retain batches (5 sequences a step), npo only forget (3).
     graddiff, npo = report["train"]
@@ -109,6 +118,15 @@ def test_a_fraction_of_peak_above_one_is_an_error_not_a_figure():
     assert fraction_of_peak(dict(run, precision="bf16", flops_per_s=200e9), peak) == 0.5  # its own peak
     with pytest.raises(UnlearnError, match=r"graddiff: 138.0 GFLOP/s .* fp32 matmul peak of 100.0 .* 138 %"):
         fraction_of_peak(dict(run, flops_per_s=138e9), peak)
+
+
+def test_the_median_speedup_pairs_steps_and_ignores_one_stray_slow_stock_step():
+    ours = [1.0, 1.0, 2.0, 1.0, 1.0]  # step 2 is a longer batch on both sides
+    stock = [2.0, 2.1, 4.0, 6.0, 1.9]  # step 3 is a stray slow stock step
+    # ratios 2.0, 2.1, 2.0, 6.0, 1.9 -> median 2.0; mean rates give 16.0 / 6.0 = 2.67
+    assert paired_median_speedup(stock, ours) == pytest.approx(2.0)
+    with pytest.raises(ValueError):
+        paired_median_speedup(stock, ours[:-1])
 
 
 def test_isolated_run_measures_in_a_fresh_process(tmp_path, tiny_model_dir):
