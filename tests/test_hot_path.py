@@ -70,8 +70,11 @@ def test_lm_head_on_response_positions_only_gives_the_same_logprobs_and_gradient
         needed = set((a.batch.labels[:, 1:] != IGNORE).any(dim=0).nonzero().flatten().tolist())
         kept = b.positions.tolist()  # a joined forward keeps the union over its splits
         assert needed <= set(kept) and len(kept) < width - 1 and max(kept) < width - 1
-        assert b._logits.shape[1] == len(kept)  # the head ran on those positions only
-        torch.testing.assert_close(b._logits, a.logits[:, b.positions], rtol=1e-5, atol=1e-5)
+        # the head ran on the response tokens only: [N, V] rows, in response_targets' order
+        pairs = len(kept) * a.batch.input_ids.shape[0]
+        assert b.rows_only and b._logits.shape[0] == len(b.response_targets) < pairs
+        torch.testing.assert_close(b._logits, a.logits[:, :-1][a.response_mask], rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(b.response_logits, a.response_logits, rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(b.token_logprob, a.token_logprob, rtol=1e-5, atol=1e-5)
         with pytest.raises(RuntimeError, match="full_logits=True"):
             b.logits  # noqa: B018 - a term reading whole logits must declare it

@@ -11,6 +11,7 @@ the scores). Nothing of it is read from FlopCounterMode, which `count_step_flops
 import pytest
 from support.tiny import tiny_run_config
 
+from lm_unlearn.data.tokenize import IGNORE
 from lm_unlearn.engine import setup
 from lm_unlearn.head import head_positions
 from lm_unlearn.perf import count_step_flops
@@ -24,10 +25,10 @@ LINEARS += [(32, 64, False), (32, 64, False), (64, 32, False)]
 
 
 def forward_flops(rows: int, width: int, head: int, vocab: int, lora_r: int = 0) -> int:
-    """One forward over [rows, width]; the LM head at `head` positions of each row."""
+    """One forward over [rows, width]; the LM head on `head` (row, position) pairs."""
     per_position = sum(i * o + lora_r * (i + o) for i, o, _ in LINEARS)  # base weight + A + B
     attention = 2 * 2 * rows * HEADS * width * width * HEAD_DIM
-    return LAYERS * (2 * rows * width * per_position + attention) + 2 * rows * head * HIDDEN * vocab
+    return LAYERS * (2 * rows * width * per_position + attention) + 2 * head * HIDDEN * vocab
 
 
 def backward_flops(rows: int, width: int, head: int, vocab: int, lora_r: int | None) -> int:
@@ -45,7 +46,7 @@ def backward_flops(rows: int, width: int, head: int, vocab: int, lora_r: int | N
                     total += 2 * positions * (i * o + i * lora_r)
         total += 5 * 2 * rows * HEADS * width * width * HEAD_DIM
     head_weight = 2 if lora_r is None else 1  # the head's input gradient; its weight trains in full mode
-    return total + 2 * rows * head * HIDDEN * vocab * head_weight
+    return total + 2 * head * HIDDEN * vocab * head_weight
 
 
 @pytest.mark.parametrize(
@@ -68,8 +69,9 @@ def test_step_flops_match_a_count_by_hand(tmp_path, tiny_model_dir, method, mode
     for split in splits:
         batch = state.data.batch(split, 1)  # fp32: one forward per split, response-only LM head
         rows, width = batch.input_ids.shape
-        head = len(head_positions(state.unwrapped, batch))
-        assert head < width - 1  # the head really runs on fewer positions than the batch has
+        head = int((batch.labels[:, 1:] != IGNORE).sum())  # the response tokens
+        # the head really runs on fewer pairs than logits_to_keep's positions in every row
+        assert head < len(head_positions(state.unwrapped, batch)) * rows < (width - 1) * rows
         expected += forward_flops(rows, width, head, vocab, lora_r or 0)
         expected += backward_flops(rows, width, head, vocab, lora_r)
         if reference:

@@ -6,12 +6,19 @@ gradients are the largest activations of a small model with a large vocabulary. 
 `logits_to_keep` (a tensor of sequence indices) slices the hidden states before the head inside
 the model's own forward, so DDP/FSDP wrappers and autocast see an ordinary forward call.
 Training (objectives.context, objectives.reference) and evaluation (evaluation.likelihood) use it.
+
+`logits_to_keep` is one set of positions for every row, so in a batch of several rows the head
+still runs where only some row scores a token (graddiff's forget + retain batch of 8 demo rows:
+208 kept pairs for about half as many response tokens). `head_on_rows` goes further in
+training: a pre-hook on the head, inside the same forward, passes it just the response rows.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 
@@ -28,13 +35,45 @@ def head_positions(model: torch.nn.Module, batch: Batch) -> torch.Tensor | None:
     return scored_positions(batch) if accepts_logits_to_keep(model) else None
 
 
+def response_rows(batch: Batch, positions: torch.Tensor) -> torch.Tensor:
+    """[N] flat indices into [B, K] (row-major) of the (row, kept position) pairs whose next
+    token is a response token: the order of `Outputs.response_targets`."""
+    return (batch.labels[:, 1:][:, positions] != IGNORE).flatten().nonzero().squeeze(1)
+
+
+@contextmanager
+def head_on_rows(model: torch.nn.Module, rows: torch.Tensor | None) -> Iterator[None]:
+    """Within the block, a forward called with `logits_to_keep` returns logits [1, N, V] of the
+    `rows` (`response_rows`) only: the head's [B, K, H] input is cut to them first. Hidden
+    states are per position, so each row's logits are those the full head gives there.
+    rows=None: no change."""
+    if rows is None:
+        yield
+        return
+
+    def cut(_head: torch.nn.Module, args: tuple) -> tuple:
+        hidden = args[0]
+        return (hidden.reshape(-1, hidden.shape[-1]).index_select(0, rows).unsqueeze(0), *args[1:])
+
+    handle = _unwrapped(model).get_output_embeddings().register_forward_pre_hook(cut)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
 def accepts_logits_to_keep(model: torch.nn.Module) -> bool:
+    return _forward_takes_logits_to_keep(type(_unwrapped(model)))
+
+
+def _unwrapped(model: torch.nn.Module) -> torch.nn.Module:
+    """The transformers model inside DDP/FSDP/DeepSpeed and peft wrappers."""
     inner = model
     while isinstance(getattr(inner, "module", None), torch.nn.Module):  # DDP, FSDP, DeepSpeed
         inner = inner.module
     if hasattr(inner, "get_base_model"):  # peft
         inner = inner.get_base_model()
-    return _forward_takes_logits_to_keep(type(inner))
+    return inner
 
 
 @functools.cache

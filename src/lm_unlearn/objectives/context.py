@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from lm_unlearn.data.tokenize import IGNORE, Batch
-from lm_unlearn.head import head_positions
+from lm_unlearn.head import head_on_rows, head_positions, response_rows
 from lm_unlearn.objectives.hidden import StopForward, capture_layers
 from lm_unlearn.objectives.outputs import Outputs
 
@@ -97,8 +97,13 @@ class StepContext:
             joined = batches[0] if len(batches) == 1 else _concat(batches)
             keep = None if full or self.hidden_only else head_positions(self.model, joined)
             head = {} if keep is None else {"logits_to_keep": keep}
+            picked = None if keep is None else response_rows(joined, keep)
             logits = None
-            with self._autocast(), capture_layers(self.model, self.hidden_layers, self.hidden_only) as hidden:
+            with (
+                self._autocast(),
+                capture_layers(self.model, self.hidden_layers, self.hidden_only) as hidden,
+                head_on_rows(self.model, picked),
+            ):
                 try:
                     logits = self.model(
                         input_ids=joined.input_ids, attention_mask=joined.attention_mask, **head
@@ -106,23 +111,27 @@ class StepContext:
                     logits = logits.logits
                 except StopForward:
                     pass  # hidden_only: the captured layers are all the terms read
-            start = 0
-            for name, batch in zip(group, batches):
-                # Right padding: a row's logits up to its own width are those of a separate pass.
-                rows, width = slice(start, start + batch.input_ids.shape[0]), batch.input_ids.shape[1]
-                parts = {layer: h[rows, :width] for layer, h in hidden.items()}
-                if logits is None:
-                    self._outputs[name] = Outputs(None, batch, parts)
-                elif keep is None:
-                    self._outputs[name] = Outputs(logits[rows, :width], batch, parts)
-                else:
-                    # keep is sorted, so the positions inside this batch's width are a prefix:
-                    # a slice, whose backward needs no index_put
-                    inside = int((keep < width - 1).sum())
-                    part = logits[rows, :inside]
-                    self._outputs[name] = Outputs(part, batch, parts, positions=keep[:inside])
-                start = rows.stop
+            self._split_outputs(group, batches, logits, hidden, keep)
         return self._outputs[split]
+
+    def _split_outputs(self, group, batches, logits, hidden, keep) -> None:
+        """One Outputs per batch of a joined forward. With `keep`, logits are [1, N, V] response
+        rows, batch after batch: split (whose backward is a cat, not zeros plus a copy)."""
+        sizes = [int((b.labels[:, 1:] != IGNORE).sum()) for b in batches]
+        rows_of = iter(logits[0].split(sizes) if logits is not None and keep is not None else [])
+        start = 0
+        for name, batch in zip(group, batches):
+            # Right padding: a row's logits up to its own width are those of a separate pass.
+            rows, width = slice(start, start + batch.input_ids.shape[0]), batch.input_ids.shape[1]
+            parts = {layer: h[rows, :width] for layer, h in hidden.items()}
+            if logits is None:
+                self._outputs[name] = Outputs(None, batch, parts)
+            elif keep is None:
+                self._outputs[name] = Outputs(logits[rows, :width], batch, parts)
+            else:
+                inside = keep[keep < width - 1]
+                self._outputs[name] = Outputs(next(rows_of), batch, parts, positions=inside, rows_only=True)
+            start = rows.stop
 
     def reference(self, split: str) -> Outputs:
         """The original (pre-unlearning) model on `split`, without gradients."""

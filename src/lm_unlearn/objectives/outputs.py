@@ -22,12 +22,16 @@ class Outputs:
         hidden_states: dict[int, torch.Tensor] | None = None,
         extra: dict[str, torch.Tensor] | None = None,
         positions: torch.Tensor | None = None,
+        rows_only: bool = False,
     ):
         # [B, T, V]: logits[:, t] predicts token t + 1. With `positions` (sorted, covering every
         # response position), only those were computed: [B, K, V], column k predicts token
         # positions[k] + 1 (StepContext asks the model for them with `logits_to_keep`).
+        # rows_only (with positions): the head ran on the response rows only (head.head_on_rows),
+        # so logits is [N, V] in the order of response_targets.
         self._logits = logits
         self.positions = positions
+        self.rows_only = rows_only
         self.batch = batch
         self.hidden_states = hidden_states or {}  # decoder layer index -> [B, T, H] output
         self.extra = extra or {}  # method-specific values, e.g. WHP's reinforced-model logits
@@ -90,6 +94,8 @@ class Outputs:
     def _picked_response_logits(self) -> torch.Tensor:
         """The response rows of the stored logits (not cached: token_logprob keeps only its fp32
         copy). Sorted positions keep the row-major order of response_mask."""
+        if self.rows_only:
+            return self._logits
         if self.positions is None:
             return _picked_rows(self._logits, _up_to_last(self.response_mask))
         return _picked_rows(self._logits, self.response_mask[:, self.positions])

@@ -19,7 +19,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 import torch
 
 from lm_unlearn.data.tokenize import Batch
-from lm_unlearn.head import head_positions
+from lm_unlearn.head import head_on_rows, head_positions, response_rows
 from lm_unlearn.objectives.context import ReferenceProvider, RunContext
 from lm_unlearn.objectives.hidden import StopForward, capture_layers
 from lm_unlearn.objectives.outputs import Outputs
@@ -75,6 +75,7 @@ class LiveReference(ReferenceProvider):
             disabled,
             eval_mode(self.model),
             capture_layers(self.model, layers, stop) as hidden,
+            head_on_rows(self.model, None if keep is None else response_rows(batch, keep)),
         ):
             try:
                 logits = self.model(
@@ -82,8 +83,9 @@ class LiveReference(ReferenceProvider):
                 ).logits
             except StopForward:
                 pass  # only the captured layers are read
-        logits = None if logits is None else logits.detach()
-        return Outputs(logits, batch, dict(hidden), self.extra_logits(batch), positions=keep)
+        if logits is None or keep is None:
+            return Outputs(logits, batch, dict(hidden), self.extra_logits(batch))
+        return Outputs(logits[0].detach(), batch, dict(hidden), positions=keep, rows_only=True)
 
     @torch.no_grad()
     def extra_logits(self, batch: Batch) -> dict[str, torch.Tensor]:
