@@ -219,7 +219,11 @@ def wrap_lora(model: PreTrainedModel, r: int, alpha: int, dropout: float, target
         target_modules=target_modules,
         task_type="CAUSAL_LM",
     )
-    return get_peft_model(model, config)
+    model = get_peft_model(model, config)
+    from lm_unlearn.lora_addmm import use_addmm_lora
+
+    use_addmm_lora(model)
+    return model
 
 
 def skip_lora_input_casts(model: torch.nn.Module) -> int:
