@@ -130,7 +130,7 @@ def setup(cfg: RunConfig, run_dir: Path, resume: bool = False) -> TrainState:
     rank, world = accelerator.process_index, accelerator.num_processes
     data = step_data(cfg, records, fmt, max_length, objective.draws_per_prompt(), rank, world)
     model, reference_model, frozen_bf16 = prepare_model(
-        cfg, objective, source.model, accelerator.device, frozen_dtype
+        cfg, objective, source.model, accelerator.device, frozen_dtype, shards_parameters(accelerator)
     )
     validator = build_validator(cfg, fmt, max_length, precision, records)
     mask = apply_mask(

@@ -30,6 +30,7 @@ from lm_unlearn.objectives.alternates import ensure_alternates
 from lm_unlearn.objectives.reference import reference_mode
 from lm_unlearn.precision import has_accelerator, resolve_precision
 from lm_unlearn.rundir import RunDir
+from lm_unlearn.tied_head import head_reads_bf16_copy
 from lm_unlearn.validation import split_for_validation
 
 log = logging.getLogger(__name__)
@@ -194,8 +195,11 @@ def fit_max_length(cfg: RunConfig, model) -> int:
     return max_length
 
 
-def prepare_model(cfg: RunConfig, objective: Objective, model, device, frozen_dtype: str):
-    """(the model to train, the frozen reference copy or None, frozen Linears stored in bf16)."""
+def prepare_model(
+    cfg: RunConfig, objective: Objective, model, device, frozen_dtype: str, sharded: bool = False
+):
+    """(the model to train, the frozen reference copy or None, frozen Linears stored in bf16).
+    sharded: FSDP will shard the parameters (a tied head then keeps autocast's own cast)."""
     t = cfg.train
     if t.gradient_checkpointing:
         model.gradient_checkpointing_enable()
@@ -212,6 +216,8 @@ def prepare_model(cfg: RunConfig, objective: Objective, model, device, frozen_dt
         frozen = [m for m in (model, reference_model) if m is not None]
         frozen_bf16 = sum(frozen_linears_to(m, torch.bfloat16) for m in frozen)
         skip_lora_input_casts(model)  # bf16 frozen weights: every forward runs under autocast
+        if not sharded:
+            head_reads_bf16_copy(model)  # a frozen head tied to the fp32 embeddings
     model.train()
     return model, reference_model, frozen_bf16
 
