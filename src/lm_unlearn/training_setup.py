@@ -25,6 +25,7 @@ from lm_unlearn.errors import ConfigError
 from lm_unlearn.files import sha256_tree
 from lm_unlearn.memory import reset_peak_rss, return_freed_memory
 from lm_unlearn.models import frozen_linears_to, load_model, save_model, skip_lora_input_casts, wrap_lora
+from lm_unlearn.norm_cast import cast_norm_outputs_once
 from lm_unlearn.objectives import Objective
 from lm_unlearn.objectives.alternates import ensure_alternates
 from lm_unlearn.objectives.reference import reference_mode
@@ -218,6 +219,7 @@ def prepare_model(
         skip_lora_input_casts(model)  # bf16 frozen weights: every forward runs under autocast
         if not sharded:
             head_reads_bf16_copy(model)  # a frozen head tied to the fp32 embeddings
+    cast_norm_outputs_once(model)  # under autocast; a no-op without it
     model.train()
     return model, reference_model, frozen_bf16
 
