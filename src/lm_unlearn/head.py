@@ -8,8 +8,8 @@ the model's own forward, so DDP/FSDP wrappers and autocast see an ordinary forwa
 Training (objectives.context, objectives.reference) and evaluation (evaluation.likelihood) use it.
 
 `logits_to_keep` is one set of positions for every row, so in a batch of several rows the head
-still runs where only some row scores a token (graddiff's forget + retain batch of 8 demo rows:
-208 kept pairs for about half as many response tokens). `head_on_rows` goes further in
+still runs where only some row scores a token (graddiff's joined forget + retain batch of 8
+demo rows: 144-200 kept (row, position) pairs for 91-115 response tokens). `head_on_rows` goes further in
 training: a pre-hook on the head, inside the same forward, passes it just the response rows.
 """
 
