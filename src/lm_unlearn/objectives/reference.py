@@ -83,9 +83,12 @@ class LiveReference(ReferenceProvider):
                 ).logits
             except StopForward:
                 pass  # only the captured layers are read
-        if logits is None or keep is None:
-            return Outputs(logits, batch, dict(hidden), self.extra_logits(batch))
-        return Outputs(logits[0].detach(), batch, dict(hidden), positions=keep, rows_only=True)
+        logits = None if logits is None else logits.detach()
+        # with keep, the head ran on the response rows only: [1, N, V] (head.head_on_rows)
+        rows_only = logits is not None and keep is not None
+        logits = logits[0] if rows_only else logits
+        extra = self.extra_logits(batch)
+        return Outputs(logits, batch, dict(hidden), extra, positions=keep, rows_only=rows_only)
 
     @torch.no_grad()
     def extra_logits(self, batch: Batch) -> dict[str, torch.Tensor]:
