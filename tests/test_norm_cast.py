@@ -1,8 +1,8 @@
 """lm_unlearn.norm_cast: a Llama layer's norm outputs cast once to the autocast dtype."""
 
 import torch
+from support.archs import tiny_arch
 from support.tiny import build_model
-from transformers import GPT2Config, GPT2LMHeadModel
 
 from lm_unlearn.models import wrap_lora
 from lm_unlearn.norm_cast import cast_norm_outputs_once
@@ -47,5 +47,7 @@ def test_the_projections_read_one_bf16_copy_and_the_run_is_autocast_s_to_roundin
 
 
 def test_layers_not_known_to_feed_only_linears_are_left_alone():
-    gpt2 = GPT2LMHeadModel(GPT2Config(vocab_size=32, n_embd=16, n_layer=1, n_head=2, n_positions=16))
-    assert cast_norm_outputs_once(gpt2) == 0
+    for name in ("llama", "qwen2", "mistral"):  # 3 layers x 2 norms each
+        assert cast_norm_outputs_once(tiny_arch(name)) == 6, name
+    assert cast_norm_outputs_once(tiny_arch("gpt2")) == 0
+    assert cast_norm_outputs_once(tiny_arch("gemma2")) == 0  # post_attention_layernorm feeds the residual

@@ -1,8 +1,9 @@
 """lm_unlearn.tied_head: a frozen tied head reads one bf16 copy of its weight under autocast."""
 
 import torch
+from support.archs import CONFIGS
 from support.tiny import tiny_run_config
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import LlamaForCausalLM
 
 from lm_unlearn.objectives import build_objective
 from lm_unlearn.tied_head import Bf16CopyHead, head_reads_bf16_copy
@@ -13,15 +14,8 @@ IDS = torch.tensor([[1, 5, 9, 3, 7], [2, 8, 4, 6, 1]])
 
 def _tied(tie: bool = True) -> LlamaForCausalLM:
     torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=64,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        tie_word_embeddings=tie,
-    )
+    config = CONFIGS["llama"]()
+    config.tie_word_embeddings = tie
     return LlamaForCausalLM(config).eval().requires_grad_(False)
 
 
