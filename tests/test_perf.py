@@ -37,6 +37,7 @@ TRAIN_FIELDS = {
     "peak_rss_gib": float,
     "baseline_speedup": float,
     "baseline_speedup_median": float,
+    "baseline_speedup_floor": float,
     "baseline_memory_ratio": float,
 }
 EVAL_FIELDS = (
@@ -101,6 +102,8 @@ def test_perf_cli_writes_every_field(tmp_path, tiny_model_dir):
         assert run["baseline_speedup"] == pytest.approx(run["tokens_per_s"] / stock["tokens_per_s"])
         paired = sorted(s / o for s, o in zip(stock["step_s_each"], run["step_s_each"]))
         assert run["baseline_speedup_median"] == pytest.approx((paired[0] + paired[1]) / 2)
+        ours_median = sum(run["step_s_each"]) / 2  # the median of two
+        assert run["baseline_speedup_floor"] == pytest.approx(min(stock["step_s_each"]) / ours_median)
         assert run["baseline_memory_ratio"] == pytest.approx(run["peak_rss_gib"] / stock["peak_rss_gib"])
     # graddiff reads forget + retain batches (5 sequences a step), npo only forget (3).
     graddiff, npo = report["train"]
