@@ -75,6 +75,12 @@ def test_a_disabled_adapter_or_a_call_with_arguments_is_peft_s_own_forward():
         assert not torch.allclose(ours(x), ours.base_layer(x))
     assert ours._plain_adapter(x, (), {"adapter_names": ["default", "default"]}) is None
     assert ours._plain_adapter(x, (), {}) == "default"
+    config = LoraConfig(r=4, lora_alpha=8, target_modules=["lin"], use_dora=True)
+    dora = inject_adapter_in_model(config, _One(True))
+    dora.lin.__class__ = AddmmLoraLinear
+    assert dora.lin._plain_adapter(x, (), {}) is None  # DoRA: peft's own forward
+    with torch.no_grad():
+        assert dora.lin(x).shape == (2, 40)
 
 
 def test_wrap_lora_uses_it_and_saves_merges_like_peft(tmp_path, tiny_model_dir):

@@ -45,7 +45,8 @@ class AddmmLoraLinear(LoraLinear):
         if args or kwargs or self.disable_adapters or self.merged or len(self.active_adapters) != 1:
             return None
         name = self.active_adapters[0]
-        if name not in self.lora_A or name in self.lora_variant or self.lora_B[name].bias is not None:
+        variant = name in getattr(self, "lora_variant", {}) or getattr(self, "use_dora", {}).get(name, False)
+        if name not in self.lora_A or variant or self.lora_B[name].bias is not None:
             return None
         same_dtype = self.base_layer.weight.dtype == self.lora_B[name].weight.dtype == x.dtype
         return name if same_dtype or torch.is_autocast_enabled(x.device.type) else None
