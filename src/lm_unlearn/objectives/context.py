@@ -130,7 +130,7 @@ class StepContext:
                 self._outputs[name] = Outputs(logits[rows, :width], batch, parts)
             else:
                 inside = keep[keep < width - 1]
-                self._outputs[name] = Outputs(next(rows_of), batch, parts, positions=inside, rows_only=True)
+                self._outputs[name] = Outputs(next(rows_of), batch, parts, positions=inside)
             start = rows.stop
 
     def reference(self, split: str) -> Outputs:

@@ -22,16 +22,14 @@ class Outputs:
         hidden_states: dict[int, torch.Tensor] | None = None,
         extra: dict[str, torch.Tensor] | None = None,
         positions: torch.Tensor | None = None,
-        rows_only: bool = False,
     ):
         # [B, T, V]: logits[:, t] predicts token t + 1. With `positions` (sorted, covering every
         # response position), only those were computed: [B, K, V], column k predicts token
         # positions[k] + 1 (StepContext asks the model for them with `logits_to_keep`).
-        # rows_only (with positions): the head ran on the response rows only (head.head_on_rows),
-        # so logits is [N, V] in the order of response_targets.
+        # [N, V] (with positions): the head ran on the response rows only (head.head_on_rows),
+        # in the order of response_targets; see rows_only.
         self._logits = logits
         self.positions = positions
-        self.rows_only = rows_only
         self.batch = batch
         self.hidden_states = hidden_states or {}  # decoder layer index -> [B, T, H] output
         self.extra = extra or {}  # method-specific values, e.g. WHP's reinforced-model logits
@@ -50,6 +48,11 @@ class Outputs:
         if token_logprob is not None:
             out.__dict__["token_logprob"] = token_logprob  # fills the cached_property
         return out
+
+    @property
+    def rows_only(self) -> bool:
+        """The stored logits are the [N, V] response rows (head.head_on_rows), not [B, K, V]."""
+        return self._logits is not None and self._logits.dim() == 2
 
     @property
     def has_logits(self) -> bool:

@@ -83,12 +83,10 @@ class LiveReference(ReferenceProvider):
                 ).logits
             except StopForward:
                 pass  # only the captured layers are read
-        logits = None if logits is None else logits.detach()
-        # with keep, the head ran on the response rows only: [1, N, V] (head.head_on_rows)
-        rows_only = logits is not None and keep is not None
-        logits = logits[0] if rows_only else logits
-        extra = self.extra_logits(batch)
-        return Outputs(logits, batch, dict(hidden), extra, positions=keep, rows_only=rows_only)
+        if logits is not None:
+            # with keep, the head ran on the response rows only: [1, N, V] (head.head_on_rows)
+            logits = (logits if keep is None else logits[0]).detach()
+        return Outputs(logits, batch, dict(hidden), self.extra_logits(batch), positions=keep)
 
     @torch.no_grad()
     def extra_logits(self, batch: Batch) -> dict[str, torch.Tensor]:
