@@ -219,7 +219,9 @@ def prepare_model(
         skip_lora_input_casts(model)  # bf16 frozen weights: every forward runs under autocast
         if not sharded:
             head_reads_bf16_copy(model)  # a frozen head tied to the fp32 embeddings
-    cast_norm_outputs_once(model)  # under autocast; a no-op without it
+    for m in (model, reference_model):  # under autocast; a no-op without it
+        if m is not None:
+            cast_norm_outputs_once(m)
     model.train()
     return model, reference_model, frozen_bf16
 
