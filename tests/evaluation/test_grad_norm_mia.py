@@ -60,6 +60,51 @@ def test_a_tied_output_head_and_bf16_autocast_give_autograds_norms(tiny, precisi
     assert found.tolist() == pytest.approx(expected, rel=1e-5 if precision == "fp32" else 1e-2)
 
 
+UNEVEN = [  # lengths differ, so a batch pads some of them
+    Record("Short?", "Yes.", "u0"),
+    Record("A longer question about the weather today?", "It is sunny with a light breeze all day.", "u1"),
+    Record("Middle question here?", "A middling answer of some words.", "u2"),
+]
+
+
+def counting_batches(monkeypatch) -> list:
+    """The batches gradient_norms runs, from here on."""
+    from lm_unlearn.evaluation import grad_norms
+
+    batches, summed = [], grad_norms.summed_example_nll
+    monkeypatch.setattr(grad_norms, "summed_example_nll", lambda *a: batches.append(a[1]) or summed(*a))
+    return batches
+
+
+@pytest.mark.parametrize(
+    "arch, together",
+    [("llama", True), ("qwen2", True), ("olmo", True), ("gemma2", False), ("gpt2", False), ("opt", False)],
+)
+def test_each_record_in_a_padded_batch_gets_its_own_norms(tiny, arch, together, monkeypatch):
+    """Each record's norms are autograd's for that record alone, though the batch pads it.
+    Llama-family models run the records together (taps, RMSNorm offsets); one at a time: Gemma2
+    (its scaled embedding is no plain nn.Embedding), GPT-2 (Conv1D) and OPT (LayerNorm)."""
+    from support.archs import tiny_arch
+
+    model, fmt = tiny_arch(arch, vocab_size=len(tiny.tokenizer)), PromptFormat.choose(tiny.tokenizer, "chat")
+    batches = counting_batches(monkeypatch)
+    found = gradient_norms(model, fmt, UNEVEN, max_length=64, batch_size=3)
+    assert [len(b.input_ids) for b in batches] == ([3] if together else [1, 1, 1])
+    for record, norms in zip(UNEVEN, found):
+        expected = autograd_norms(model, fmt, record)
+        assert norms.tolist() == pytest.approx(expected, rel=1e-4, abs=1e-7), record.id
+
+
+def test_a_tied_head_batches_and_bf16_stays_close_to_autograd(tiny, monkeypatch):
+    model, fmt = tiny.model, PromptFormat.choose(tiny.tokenizer, "chat")
+    model.lm_head.weight = model.model.embed_tokens.weight  # tied, as the default model
+    batches = counting_batches(monkeypatch)
+    found = gradient_norms(model, fmt, UNEVEN, max_length=64, precision="bf16", batch_size=8)
+    assert [len(b.input_ids) for b in batches] == [3]
+    for record, norms in zip(UNEVEN, found):
+        assert norms.tolist() == pytest.approx(autograd_norms(model, fmt, record, "bf16"), rel=2e-2)
+
+
 @pytest.mark.parametrize("rows", [3, 40])  # the Gram-matrix form (few rows) and G^T A (many)
 @pytest.mark.parametrize("p", [2.0, 1.0])
 def test_a_linear_weights_gradient_norm_from_its_input_and_output_gradient(rows, p):

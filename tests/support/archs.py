@@ -48,7 +48,8 @@ CONFIGS = {
 }
 
 
-def tiny_arch(name: str, seed: int = 0):
+def tiny_arch(name: str, seed: int = 0, vocab_size: int = VOCAB):
     torch.manual_seed(seed)
     config = CONFIGS[name]()
+    config.vocab_size = vocab_size
     return AutoModelForCausalLM.from_config(config, dtype=torch.float32).eval()

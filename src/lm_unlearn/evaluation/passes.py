@@ -175,7 +175,7 @@ class Suite:
 
     def grad_norms(self, lm: LoadedModel, p: Pass, name: str = "model") -> None:
         """The gradient-norm attack's per-tensor norms on the first `mia_grad_norm` forget and
-        held-out examples (a backward pass each, hence the cap)."""
+        held-out examples (a backward pass over them, hence the cap)."""
         cap = self.cfg.grad_norm_examples()
         if (
             cap == 0

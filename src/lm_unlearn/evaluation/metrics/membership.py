@@ -99,5 +99,6 @@ def membership_metrics(
         "privleak": "MUSE's PrivLeak, 100 * (a_retain - a) / (1 - a_retain) for the AUCs a above (MUSE's "
         f"own AUC is 1 - a); mia.privleak is min_k40's: Min-K% at k={mia.MUSE_MIN_K}, as in MUSE",
         "grad_norm": f"gradient-norm attack on the first {suite.cfg.grad_norm_examples()} forget and "
-        "held-out examples only (a backward pass each): score = -mean over parameter tensors of ||grad L||_2",
+        "held-out examples only (a backward pass over them): "
+        "score = -mean over parameter tensors of ||grad L||_2",
     }
