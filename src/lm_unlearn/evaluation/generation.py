@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
+from lm_unlearn.evaluation.kv_cache import cache_argument, preallocated_cache
 from lm_unlearn.evaluation.text_metrics import truncate_at_stop
 
 
@@ -45,7 +46,8 @@ def generate(
     """Greedy continuations of already-formatted `inputs`, in input order.
 
     Inputs are sorted by length so each batch pads little; padding goes on the left so every
-    row's last prompt token sits at the same position and the KV cache stays aligned.
+    row's last prompt token sits at the same position and the KV cache stays aligned. The cache
+    is allocated once per batch for the prompt and `max_new_tokens` (`kv_cache`).
     Generation stops at EOS or a stop string (rows that finish early are padded), and the
     decoded text is cut at the first stop string. `desc` labels a progress bar.
     """
@@ -67,9 +69,11 @@ def generate(
             padding_side="left",
             return_tensors="pt",
         ).to(device)
+        cache = preallocated_cache(model, enc["input_ids"].shape[1] + max_new_tokens)
         with autocast_for(model, precision):
             out = model.generate(
                 **enc,
+                **({cache_argument(model): cache} if cache is not None else {}),
                 max_new_tokens=max_new_tokens,
                 do_sample=False,
                 num_beams=1,
