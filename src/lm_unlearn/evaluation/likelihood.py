@@ -14,7 +14,7 @@ import torch
 from lm_unlearn.data import PromptFormat, Record, collate, encode_records
 from lm_unlearn.evaluation.generation import autocast_for, progress
 from lm_unlearn.evaluation.memorization import greedy_hits
-from lm_unlearn.head import accepts_logits_to_keep, scored_positions
+from lm_unlearn.head import accepts_logits_to_keep, head_on_rows, response_rows, scored_positions
 
 
 @dataclass
@@ -47,8 +47,19 @@ def forward_logits(model, batch, positions: torch.Tensor, precision: str) -> tor
     return logits if keep else logits[:, positions]
 
 
-def _forward_logprobs(model, batch, positions: torch.Tensor, precision: str) -> torch.Tensor:
-    return torch.log_softmax(forward_logits(model, batch, positions, precision).float(), dim=-1)  # fp32
+def response_logprobs(model, batch, precision: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """fp32 log-probs [N, V] at the batch's N response tokens (row by row, in order) and their
+    targets [N]: the LM head and the log-softmax run on those rows only (`lm_unlearn.head`),
+    not on every (row, position) pair of the [B, K] positions some row scores."""
+    positions = scored_positions(batch)
+    rows = response_rows(batch, positions)
+    targets = batch.labels[:, 1:][:, positions].flatten()[rows]
+    with head_on_rows(model, rows if accepts_logits_to_keep(model) else None):
+        logits = forward_logits(model, batch, positions, precision)
+    logits = logits.reshape(-1, logits.shape[-1])
+    if len(logits) != len(rows):  # no logits_to_keep: the [B, K] pairs, cut here
+        logits = logits.index_select(0, rows)
+    return torch.log_softmax(logits.float(), dim=-1), targets
 
 
 @torch.no_grad()
@@ -70,8 +81,8 @@ def score_records(
     deviation of log p over the vocabulary under the same prefix:
         mu_t = sum_z p(z) log p(z),  sigma_t^2 = sum_z p(z) (log p(z) - mu_t)^2.
     KL(reference || model) = sum_z q(z) (log q(z) - log p(z)) per response position.
-    zscores=False skips the vocabulary-wide statistics (token_zscore is then empty) when only
-    log-probs are needed: they cost several passes over a [B, T, vocab] tensor.
+    zscores=False skips the vocabulary-wide statistics (token_zscore is then
+    empty) when only log-probs are needed: they cost several passes over an [N, vocab] tensor.
     `desc` labels a progress bar.
     """
     model.eval()
@@ -90,32 +101,29 @@ def score_records(
         rows = order[start : start + batch_size]
         batch = collate([examples[i] for i in rows], pad).to(device)
         tokens += batch.num_tokens
-        # Only positions whose next token is scored: the vocabulary-wide work below (log-softmax,
-        # z-scores, KL) scales with them, and in QA batches most positions are prompt or padding.
-        positions = scored_positions(batch)
-        logp = _forward_logprobs(model, batch, positions, precision)
-        targets = batch.labels[:, 1:][:, positions]
-        mask = targets != -100
-        token_lp = logp.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-        greedy = greedy_hits(logp, targets)
-        z = token_lp
+        # Only response tokens: the vocabulary-wide work below (log-softmax, z-scores, KL) scales
+        # with them, and in QA batches most positions are prompt or padding.
+        logp, targets = response_logprobs(model, batch, precision)
+        per_row = (batch.labels[:, 1:] != -100).sum(1).tolist()
+        token_lp = logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+        split = {"lp": token_lp, "hits": greedy_hits(logp, targets)}
         if zscores:
             probs = logp.exp()
             mu = (probs * logp).sum(-1)
             # Two-pass variance: E[x^2] - mu^2 cancels badly when p is near uniform.
             sigma = (probs * (logp - mu.unsqueeze(-1)).square()).sum(-1).clamp(min=1e-12).sqrt()
-            z = (token_lp - mu) / sigma
+            split["z"] = (token_lp - mu) / sigma
         if reference is not None:
-            ref_logp = _forward_logprobs(reference, batch, positions, precision)
-            kl = (ref_logp.exp() * (ref_logp - logp)).sum(-1)
+            ref_logp, _ = response_logprobs(reference, batch, precision)
+            split["kl"] = (ref_logp.exp() * (ref_logp - logp)).sum(-1)
+        parts = {k: v.split(per_row) for k, v in split.items()}
         for row, index in enumerate(rows):
-            m = mask[row]
-            logprobs[index] = token_lp[row][m].cpu().numpy()
-            hits[index] = greedy[row][m].cpu().numpy()
+            logprobs[index] = parts["lp"][row].cpu().numpy()
+            hits[index] = parts["hits"][row].cpu().numpy()
             if zscores:
-                z_rows[index] = z[row][m].cpu().numpy()
+                z_rows[index] = parts["z"][row].cpu().numpy()
             if reference is not None:
-                kls[index] = float(kl[row][m].mean())
+                kls[index] = float(parts["kl"][row].mean())
         bar.update(len(rows))
     bar.close()
     return SequenceScores(logprobs, z_rows, kls if reference is not None else None, tokens, hits)
