@@ -88,7 +88,7 @@ def test_each_record_in_a_padded_batch_gets_its_own_norms(tiny, arch, together, 
 
     model, fmt = tiny_arch(arch, vocab_size=len(tiny.tokenizer)), PromptFormat.choose(tiny.tokenizer, "chat")
     batches = counting_batches(monkeypatch)
-    found = gradient_norms(model, fmt, UNEVEN, max_length=64, batch_size=3)
+    found = gradient_norms(model, fmt, UNEVEN, max_length=64)
     assert [len(b.input_ids) for b in batches] == ([3] if together else [1, 1, 1])
     for record, norms in zip(UNEVEN, found):
         expected = autograd_norms(model, fmt, record)
@@ -99,10 +99,18 @@ def test_a_tied_head_batches_and_bf16_stays_close_to_autograd(tiny, monkeypatch)
     model, fmt = tiny.model, PromptFormat.choose(tiny.tokenizer, "chat")
     model.lm_head.weight = model.model.embed_tokens.weight  # tied, as the default model
     batches = counting_batches(monkeypatch)
-    found = gradient_norms(model, fmt, UNEVEN, max_length=64, precision="bf16", batch_size=8)
+    found = gradient_norms(model, fmt, UNEVEN, max_length=64, precision="bf16")
     assert [len(b.input_ids) for b in batches] == [3]
     for record, norms in zip(UNEVEN, found):
         assert norms.tolist() == pytest.approx(autograd_norms(model, fmt, record, "bf16"), rel=2e-2)
+
+
+def test_batches_are_cut_at_a_padded_token_budget():
+    from lm_unlearn.evaluation.grad_norms import batches_by_tokens
+
+    assert batches_by_tokens([30, 10, 20, 50], 60) == [[1, 2], [0], [3]]  # 3 x 30 = 90 > 60: cut
+    assert batches_by_tokens([30, 10, 20, 50], 0) == [[1], [2], [0], [3]]  # 0: one at a time
+    assert batches_by_tokens([300], 60) == [[0]]  # longer than the budget: still run, alone
 
 
 @pytest.mark.parametrize("rows", [3, 40])  # the Gram-matrix form (few rows) and G^T A (many)

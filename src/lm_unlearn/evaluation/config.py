@@ -200,9 +200,10 @@ class EvalConfig(Strict):
         None,
         ge=0,
         description="Examples of the forget and of the held-out set (the first N of each) scored by the "
-        "gradient-norm attack (mia.grad_norm): a backward pass over them per model (8 at a time), so "
-        "it is capped; 0 leaves the attack out. None: 32, or 8 for the demo (8 held-out questions; "
-        "its backward passes would otherwise take a quarter of the demo's evaluation).",
+        "gradient-norm attack (mia.grad_norm): a backward pass over them per model (up to 1024 "
+        "tokens a batch), so it is capped; 0 leaves the attack out. None: 32, or 8 for the demo "
+        "(8 held-out questions; its backward passes would otherwise take a quarter of the demo's "
+        "evaluation).",
     )
     rouge_stemmer: bool | None = Field(
         None,

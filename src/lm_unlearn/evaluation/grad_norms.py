@@ -248,7 +248,7 @@ def gradient_norms(
     max_length: int = 256,
     precision: str = "fp32",
     p: float = 2.0,
-    batch_size: int = 8,
+    batch_tokens: int = 1024,
     desc: str | None = None,
 ) -> list[np.ndarray]:
     """Per record, ||grad_W L||_p of every parameter tensor W, in `model.parameters()` order, L the
@@ -256,7 +256,8 @@ def gradient_norms(
     loss does not reach has no gradient and no entry (as MIMIR).
 
     Every parameter takes part (frozen ones too, e.g. a LoRA run's base), in eval mode (dropout
-    off). Records run `batch_size` at a time, sorted by length, where the module docstring's taps
+    off). Records run together, sorted by length, up to `batch_tokens` padded tokens a batch
+    (the taps keep every tapped layer's inputs and output gradients), where the module docstring's taps
     and offsets cover every parameter, else one at a time; a parameter they do not cover has its
     norm taken as its gradient arrives and the gradient dropped at once, so the gradients never
     occupy a second copy of the model. requires_grad flags, existing gradients and the train/eval
@@ -284,9 +285,9 @@ def gradient_norms(
             q.requires_grad_(id(q) not in covered)
         with taps.stored_in(torch.bfloat16 if precision == "bf16" else None):
             try:
-                return run.all(examples, 1 if rest else batch_size, fmt.tokenizer.pad_token_id, desc)
+                return run.all(examples, 0 if rest else batch_tokens, fmt.tokenizer.pad_token_id, desc)
             except NotPerExample:
-                return run.all(examples, 1, fmt.tokenizer.pad_token_id, desc)
+                return run.all(examples, 0, fmt.tokenizer.pad_token_id, desc)
     finally:
         taps.remove()
         offsets.remove()
@@ -298,6 +299,18 @@ def gradient_norms(
         model.train(training)
 
 
+def batches_by_tokens(lengths: list[int], budget: int) -> list[list[int]]:
+    """Indices sorted by length (batches of like length pad least), cut into batches of at most
+    `budget` padded tokens (batch size x its longest length); at least one index a batch."""
+    batches: list[list[int]] = []
+    for i in sorted(range(len(lengths)), key=lambda i: lengths[i]):
+        if batches and (len(batches[-1]) + 1) * lengths[i] <= budget:
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    return batches
+
+
 class _Run:
     """gradient_norms' loop over batches of examples, with its hooks in place."""
 
@@ -305,13 +318,12 @@ class _Run:
         self.model, self.params, self.taps, self.offsets = model, params, taps, offsets
         self.caught, self.precision, self.p = caught, precision, p
 
-    def all(self, examples, batch_size: int, pad_id: int, desc: str | None) -> list[np.ndarray]:
+    def all(self, examples, batch_tokens: int, pad_id: int, desc: str | None) -> list[np.ndarray]:
+        """Every example's norms; batch_tokens 0: one example at a time."""
         device = next(self.model.parameters()).device
-        order = sorted(range(len(examples)), key=lambda i: len(examples[i].input_ids))  # pad least
         out: list[np.ndarray] = [np.zeros(0)] * len(examples)
         bar = progress(len(examples), desc)
-        for start in range(0, len(order), batch_size):
-            rows = order[start : start + batch_size]
+        for rows in batches_by_tokens([len(e.input_ids) for e in examples], batch_tokens):
             batch = collate([examples[i] for i in rows], pad_id).to(device)
             for row, norms in zip(rows, self.batch(batch)):
                 out[row] = norms
