@@ -67,7 +67,9 @@ def test_gru_changes_only_the_steps_whose_gradient_conflicts_with_retain(tmp_pat
     assert any(conflicts) and not all(conflicts), [r["gru_cos"] for r in rectified]
     first = conflicts.index(True)
     for a, b in zip(plain[:first], rectified[:first]):  # no projection yet: the same steps
-        assert b["grad_norm"] == pytest.approx(a["grad_norm"], rel=1e-6)
+        # (up to rounding: gru's forget rows run in one forward with its retain rows, and Adam
+        # carries it on: 0, 1.8e-6 and 5e-5 relative over the first three steps)
+        assert b["grad_norm"] == pytest.approx(a["grad_norm"], rel=2e-4)
     assert rectified[first]["grad_norm"] != pytest.approx(plain[first]["grad_norm"], rel=1e-4)
 
 

@@ -64,8 +64,9 @@ class StepContext:
         # terms' declarations, e.g. RMU's steering layer); empty means no hooks at all.
         self.hidden_layers: tuple[int, ...] = ()
         # Splits whose current-model forwards run as one concatenated batch (the engine sets the
-        # splits its objective reads, under bf16). Autocast then casts fp32 frozen weights to
-        # bf16 and keeps those copies for backward once, not once per split (docs/performance.md).
+        # splits its objective reads). Its matmuls are taller, and under bf16 autocast casts fp32
+        # frozen weights and keeps those copies for backward once, not once per split
+        # (docs/performance.md).
         self.together: tuple[str, ...] = ()
         # Set by the Objective: the splits some term reads whole logits of (None: every split).
         # On the others the LM head runs only on the positions predicting response tokens, and
