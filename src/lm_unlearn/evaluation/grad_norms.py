@@ -256,12 +256,12 @@ def gradient_norms(
     loss does not reach has no gradient and no entry (as MIMIR).
 
     Every parameter takes part (frozen ones too, e.g. a LoRA run's base), in eval mode (dropout
-    off). Records run together, sorted by length, up to `batch_tokens` padded tokens a batch
-    (the taps keep every tapped layer's inputs and output gradients), where the module docstring's taps
-    and offsets cover every parameter, else one at a time; a parameter they do not cover has its
-    norm taken as its gradient arrives and the gradient dropped at once, so the gradients never
-    occupy a second copy of the model. requires_grad flags, existing gradients and the train/eval
-    mode are restored afterwards.
+    off). Where the taps and offsets (module docstring) cover every parameter, records run
+    together, sorted by length, up to `batch_tokens` padded tokens a batch (the taps keep each
+    tapped layer's inputs and output gradients until backward ends). Otherwise they run one at a
+    time, and a parameter not covered has its norm taken as its gradient arrives and the gradient
+    dropped at once, so the gradients never occupy a second copy of the model. requires_grad
+    flags, existing gradients and the train/eval mode are restored afterwards.
     """
     params = list(model.parameters())
     flags, grads, training = [q.requires_grad for q in params], [q.grad for q in params], model.training

@@ -81,8 +81,8 @@ def score_records(
     deviation of log p over the vocabulary under the same prefix:
         mu_t = sum_z p(z) log p(z),  sigma_t^2 = sum_z p(z) (log p(z) - mu_t)^2.
     KL(reference || model) = sum_z q(z) (log q(z) - log p(z)) per response position.
-    zscores=False skips the vocabulary-wide statistics (token_zscore is then
-    empty) when only log-probs are needed: they cost several passes over an [N, vocab] tensor.
+    zscores=False skips the vocabulary-wide statistics (token_zscore is then empty) when only
+    log-probs are needed: they cost several passes over an [N, vocab] tensor.
     `desc` labels a progress bar.
     """
     model.eval()

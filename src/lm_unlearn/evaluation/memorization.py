@@ -14,7 +14,8 @@ import torch
 
 
 def greedy_hits(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """[B, T] bool: argmax of logits[b, t] (predicting position t's token) == targets[b, t].
+    """Bool of targets' shape ([B, T], or [N] response tokens): argmax of logits[b, t]
+    (predicting position t's token) == targets[b, t].
 
     Pass logits already aligned with their targets (logits[:, :-1] with labels[:, 1:]); ties
     go to the lowest token id, as torch.argmax breaks them. Masking is the caller's.
