@@ -79,7 +79,7 @@ def preallocated_cache(model, positions: int) -> DynamicCache | None:
     if config is None or not getattr(model, "_supports_default_dynamic_cache", lambda: False)():
         return None
     cache = DynamicCache(config=config)
-    if not cache.layers:
+    if not getattr(cache, "layers", None):  # layers made lazily (no config) or another layout
         return None
     cache.layers = [PreallocatedLayer(positions) if type(x) is DynamicLayer else x for x in cache.layers]
     return cache
