@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from lm_unlearn.data import PromptFormat, Record, collate, encode_records
+from lm_unlearn.data.tokenize import IGNORE
 from lm_unlearn.evaluation.generation import progress
 from lm_unlearn.evaluation.likelihood import forward_logits
 from lm_unlearn.head import scored_positions
@@ -237,7 +238,7 @@ def summed_example_nll(model, batch, precision: str) -> torch.Tensor:
     logits = forward_logits(model, batch, positions, precision)
     targets = batch.labels[:, 1:][:, positions]
     nll = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), reduction="none")
-    return (nll.view_as(targets).sum(1) / (targets != -100).sum(1)).sum()
+    return (nll.view_as(targets).sum(1) / (targets != IGNORE).sum(1)).sum()
 
 
 def gradient_norms(

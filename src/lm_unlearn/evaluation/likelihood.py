@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from lm_unlearn.data import PromptFormat, Record, collate, encode_records
+from lm_unlearn.data.tokenize import IGNORE
 from lm_unlearn.evaluation.generation import autocast_for, progress
 from lm_unlearn.evaluation.memorization import greedy_hits
 from lm_unlearn.head import accepts_logits_to_keep, head_on_rows, response_rows, scored_positions
@@ -54,11 +55,11 @@ def response_logprobs(model, batch, precision: str) -> tuple[torch.Tensor, torch
     positions = scored_positions(batch)
     rows = response_rows(batch, positions)
     targets = batch.labels[:, 1:][:, positions].flatten()[rows]
-    with head_on_rows(model, rows if accepts_logits_to_keep(model) else None):
+    in_forward = accepts_logits_to_keep(model)  # else the head ran on all [B, K] pairs: cut here
+    with head_on_rows(model, rows if in_forward else None):
         logits = forward_logits(model, batch, positions, precision)
     logits = logits.reshape(-1, logits.shape[-1])
-    if len(logits) != len(rows):  # no logits_to_keep: the [B, K] pairs, cut here
-        logits = logits.index_select(0, rows)
+    logits = logits if in_forward else logits.index_select(0, rows)
     return torch.log_softmax(logits.float(), dim=-1), targets
 
 
@@ -104,7 +105,7 @@ def score_records(
         # Only response tokens: the vocabulary-wide work below (log-softmax, z-scores, KL) scales
         # with them, and in QA batches most positions are prompt or padding.
         logp, targets = response_logprobs(model, batch, precision)
-        per_row = (batch.labels[:, 1:] != -100).sum(1).tolist()
+        per_row = (batch.labels[:, 1:] != IGNORE).sum(1).tolist()
         token_lp = logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
         split = {"lp": token_lp, "hits": greedy_hits(logp, targets)}
         if zscores:
