@@ -9,6 +9,7 @@ import torch
 from tqdm.auto import tqdm
 
 from lm_unlearn.evaluation.kv_cache import cache_argument, preallocated_cache
+from lm_unlearn.evaluation.shared_prefix import after_prefix_padding, common_opening, run_prefix, shareable
 from lm_unlearn.evaluation.text_metrics import truncate_at_stop
 
 
@@ -41,38 +42,42 @@ def generate(
     batch_size: int = 16,
     stop: list[str] | None = None,
     precision: str = "fp32",
+    share_prefix: bool = True,
     desc: str | None = None,
 ) -> Generations:
     """Greedy continuations of already-formatted `inputs`, in input order.
 
     Inputs are sorted by length so each batch pads little; padding goes on the left so every
     row's last prompt token sits at the same position and the KV cache stays aligned. The cache
-    is allocated once per batch for the prompt and `max_new_tokens` (`kv_cache`).
+    is allocated once per batch for the prompt and `max_new_tokens` (`kv_cache`). share_prefix:
+    the batch's common opening (a chat template's system turn) runs once, for one row, and sits
+    before the padding (`shared_prefix`).
     Generation stops at EOS or a stop string (rows that finish early are padded), and the
     decoded text is cut at the first stop string. `desc` labels a progress bar.
     """
     stop = [s for s in (stop or []) if s]
     model.eval()
     device = next(model.parameters()).device
-    lengths = [len(tokenizer(t, add_special_tokens=add_special_tokens)["input_ids"]) for t in inputs]
-    order = sorted(range(len(inputs)), key=lambda i: lengths[i])
+    encoded = [tokenizer(t, add_special_tokens=add_special_tokens)["input_ids"] for t in inputs]
+    order = sorted(range(len(inputs)), key=lambda i: len(encoded[i]))
     texts: list[str] = [""] * len(inputs)
     tokens = 0
     extra = {"stop_strings": stop, "tokenizer": tokenizer} if stop else {}
     bar = progress(len(inputs), desc)
     for start in range(0, len(order), batch_size):
-        rows = order[start : start + batch_size]
-        enc = tokenizer(
-            [inputs[i] for i in rows],
-            add_special_tokens=add_special_tokens,
-            padding=True,
-            padding_side="left",
-            return_tensors="pt",
-        ).to(device)
-        cache = preallocated_cache(model, enc["input_ids"].shape[1] + max_new_tokens)
+        rows = [encoded[i] for i in order[start : start + batch_size]]
+        cache = preallocated_cache(model, max(map(len, rows)) + max_new_tokens)
+        # The last prompt token stays unshared: its logits give each row's first new token.
+        opening = min(common_opening(rows), min(map(len, rows)) - 1) if share_prefix else 0
+        shared = shareable(model, len(rows), opening) if cache is not None else 0
+        ids, mask = after_prefix_padding(rows, shared, tokenizer.pad_token_id)
+        ids, mask = ids.to(device), mask.to(device)
         with autocast_for(model, precision):
+            if shared:
+                run_prefix(model, ids[:1, :shared], len(rows), cache)
             out = model.generate(
-                **enc,
+                input_ids=ids,
+                attention_mask=mask,
                 **({cache_argument(model): cache} if cache is not None else {}),
                 max_new_tokens=max_new_tokens,
                 do_sample=False,
@@ -84,10 +89,10 @@ def generate(
                 pad_token_id=tokenizer.pad_token_id,
                 **extra,
             )
-        new = out[:, enc["input_ids"].shape[1] :]
-        tokens += int(enc["attention_mask"].sum()) + int((new != tokenizer.pad_token_id).sum())
-        for i, ids in zip(rows, new):
-            texts[i] = truncate_at_stop(tokenizer.decode(ids, skip_special_tokens=True), stop)
+        new = out[:, ids.shape[1] :]
+        tokens += int(mask.sum()) + int((new != tokenizer.pad_token_id).sum())
+        for i, row_ids in zip(order[start : start + batch_size], new):
+            texts[i] = truncate_at_stop(tokenizer.decode(row_ids, skip_special_tokens=True), stop)
         bar.update(len(rows))
     bar.close()
     return Generations(texts=texts, tokens=tokens)

@@ -20,7 +20,7 @@ from transformers.cache_utils import DynamicLayer
 class PreallocatedLayer(DynamicLayer):
     """DynamicLayer's keys and values ([batch, heads, seq, head_dim]) in storage of `capacity`
     positions, reallocated only if a call outgrows it. For greedy generation: the layer cannot be
-    cropped or reordered (beam search, assisted decoding)."""
+    cropped or reordered (beam search, assisted decoding), only repeated (a shared prefix)."""
 
     def __init__(self, capacity: int):
         super().__init__()
@@ -65,7 +65,15 @@ class PreallocatedLayer(DynamicLayer):
         raise NotImplementedError("PreallocatedLayer is for greedy generation; it cannot be reordered")
 
     def batch_repeat_interleave(self, repeats: int) -> None:
-        raise NotImplementedError("PreallocatedLayer is for greedy generation; it cannot be repeated")
+        """Each row `repeats` times (a prefix run once for a batch, `shared_prefix`): new storage
+        of the same capacity, the positions written so far copied."""
+        if not self.is_initialized:
+            return
+        grown = [s.new_empty((s.shape[0] * repeats,) + s.shape[1:]) for s in self.stored]
+        for new, old in zip(grown, self.stored):
+            new[:, :, : self.length] = old[:, :, : self.length].repeat_interleave(repeats, dim=0)
+        self.stored = grown
+        self.keys, self.values = (s[:, :, : self.length] for s in self.stored)
 
     def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
         raise NotImplementedError("PreallocatedLayer is for greedy generation; it cannot be reordered")

@@ -14,8 +14,12 @@ import torch
 from lm_unlearn.data import PromptFormat, Record, collate, encode_records
 from lm_unlearn.data.tokenize import IGNORE
 from lm_unlearn.evaluation.generation import autocast_for, progress
+from lm_unlearn.evaluation.kv_cache import cache_argument
 from lm_unlearn.evaluation.memorization import greedy_hits
+from lm_unlearn.evaluation.shared_prefix import common_length, run_prefix, shareable
 from lm_unlearn.head import accepts_logits_to_keep, head_on_rows, response_rows, scored_positions
+
+STATS_ROWS = 64  # response tokens whose vocabulary-wide statistics run at once (~13 MB fp32 at V=49k)
 
 
 @dataclass
@@ -38,29 +42,67 @@ class SequenceScores:
         return np.array([lp.sum() for lp in self.token_logprob])
 
 
-def forward_logits(model, batch, positions: torch.Tensor, precision: str) -> torch.Tensor:
+def forward_logits(model, batch, positions: torch.Tensor, precision: str, prefix: int = 0) -> torch.Tensor:
     """Logits at `positions` ([B, K, V]): the LM head runs there only (`lm_unlearn.head`) where
-    the model's forward takes `logits_to_keep`, else its full logits are sliced."""
+    the model's forward takes `logits_to_keep`, else its full logits are sliced. prefix=P: the
+    first P tokens, the same in every row, run once (`shared_prefix`); positions must be >= P."""
     keep = accepts_logits_to_keep(model)
-    head = {"logits_to_keep": positions} if keep else {}
+    head = {"logits_to_keep": positions - prefix} if keep else {}
     with autocast_for(model, precision):
-        logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, **head).logits
-    return logits if keep else logits[:, positions]
+        inputs = {"input_ids": batch.input_ids[:, prefix:], "attention_mask": batch.attention_mask}
+        if prefix:
+            cache = run_prefix(model, batch.input_ids[:1, :prefix], len(batch.input_ids))
+            inputs[cache_argument(model)] = cache
+        logits = model(**inputs, **head).logits
+    return logits if keep else logits[:, positions - prefix]
 
 
-def response_logprobs(model, batch, precision: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """fp32 log-probs [N, V] at the batch's N response tokens (row by row, in order) and their
-    targets [N]: the LM head and the log-softmax run on those rows only (`lm_unlearn.head`),
-    not on every (row, position) pair of the [B, K] positions some row scores."""
+def response_logits(
+    model, batch, precision: str, share_prefix: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits [N, V] at the batch's N response tokens (row by row, in order) and their targets
+    [N]: the LM head runs on those rows only (`lm_unlearn.head`), not on every (row, position)
+    pair of the [B, K] positions some row scores. share_prefix:
+    the rows' common opening (up to the first scored position) runs once (`shared_prefix`)."""
     positions = scored_positions(batch)
+    opening = common_length(batch.input_ids, batch.attention_mask) if share_prefix else 0
+    first = int(positions.min()) if len(positions) else 0
+    prefix = shareable(model, len(batch.input_ids), min(opening, first))
     rows = response_rows(batch, positions)
     targets = batch.labels[:, 1:][:, positions].flatten()[rows]
     in_forward = accepts_logits_to_keep(model)  # else the head ran on all [B, K] pairs: cut here
     with head_on_rows(model, rows if in_forward else None):
-        logits = forward_logits(model, batch, positions, precision)
+        logits = forward_logits(model, batch, positions, precision, prefix)
     logits = logits.reshape(-1, logits.shape[-1])
-    logits = logits if in_forward else logits.index_select(0, rows)
-    return torch.log_softmax(logits.float(), dim=-1), targets
+    return (logits if in_forward else logits.index_select(0, rows)), targets
+
+
+def token_stats(logits: torch.Tensor, targets: torch.Tensor, zscores: bool, ref_logits=None) -> dict:
+    """score_records' values per response token from logits [n, V] (and the reference's), in
+    fp32: "lp" log p(target), "hits" greedy hits, "z" Min-K%++ z-scores, "kl" KL(ref || model)."""
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    token_lp = logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    stats = {"lp": token_lp, "hits": greedy_hits(logp, targets)}
+    if zscores:
+        probs = logp.exp()
+        mu = (probs * logp).sum(-1)
+        # Two-pass variance: E[x^2] - mu^2 cancels badly when p is near uniform.
+        sigma = (probs * (logp - mu.unsqueeze(-1)).square()).sum(-1).clamp(min=1e-12).sqrt()
+        stats["z"] = (token_lp - mu) / sigma
+    if ref_logits is not None:
+        ref_logp = torch.log_softmax(ref_logits.float(), dim=-1)
+        stats["kl"] = (ref_logp.exp() * (ref_logp - logp)).sum(-1)
+    return stats
+
+
+def chunked_token_stats(logits: torch.Tensor, targets: torch.Tensor, zscores: bool, ref_logits=None) -> dict:
+    """`token_stats`, STATS_ROWS rows at a time: their fp32 [rows, V] temporaries stay in cache."""
+    parts = []
+    for i in range(0, max(len(targets), 1), STATS_ROWS):
+        cut = slice(i, i + STATS_ROWS)
+        ref = None if ref_logits is None else ref_logits[cut]
+        parts.append(token_stats(logits[cut], targets[cut], zscores, ref))
+    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 
 
 @torch.no_grad()
@@ -74,6 +116,7 @@ def score_records(
     precision: str = "fp32",
     reference=None,
     zscores: bool = True,
+    share_prefix: bool = True,
     desc: str | None = None,
 ) -> SequenceScores:
     """Token log-probs, Min-K%++ z-scores and (with `reference`) KL, from one pass per model.
@@ -84,6 +127,7 @@ def score_records(
     KL(reference || model) = sum_z q(z) (log q(z) - log p(z)) per response position.
     zscores=False skips the vocabulary-wide statistics (token_zscore is then empty) when only
     log-probs are needed: they cost several passes over an [N, vocab] tensor.
+    share_prefix: each batch's common opening (a chat template's system turn) runs once.
     `desc` labels a progress bar.
     """
     model.eval()
@@ -104,19 +148,12 @@ def score_records(
         tokens += batch.num_tokens
         # Only response tokens: the vocabulary-wide work below (log-softmax, z-scores, KL) scales
         # with them, and in QA batches most positions are prompt or padding.
-        logp, targets = response_logprobs(model, batch, precision)
+        logits, targets = response_logits(model, batch, precision, share_prefix)
+        ref_logits = (
+            None if reference is None else response_logits(reference, batch, precision, share_prefix)[0]
+        )
+        split = chunked_token_stats(logits, targets, zscores, ref_logits)
         per_row = (batch.labels[:, 1:] != IGNORE).sum(1).tolist()
-        token_lp = logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-        split = {"lp": token_lp, "hits": greedy_hits(logp, targets)}
-        if zscores:
-            probs = logp.exp()
-            mu = (probs * logp).sum(-1)
-            # Two-pass variance: E[x^2] - mu^2 cancels badly when p is near uniform.
-            sigma = (probs * (logp - mu.unsqueeze(-1)).square()).sum(-1).clamp(min=1e-12).sqrt()
-            split["z"] = (token_lp - mu) / sigma
-        if reference is not None:
-            ref_logp, _ = response_logprobs(reference, batch, precision)
-            split["kl"] = (ref_logp.exp() * (ref_logp - logp)).sum(-1)
         parts = {k: v.split(per_row) for k, v in split.items()}
         for row, index in enumerate(rows):
             logprobs[index] = parts["lp"][row].cpu().numpy()
