@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
+from lm_unlearn.evaluation.decode import greedy_decode, plain_greedy
 from lm_unlearn.evaluation.kv_cache import cache_argument, preallocated_cache
 from lm_unlearn.evaluation.shared_prefix import after_prefix_padding, common_opening, run_prefix, shareable
 from lm_unlearn.evaluation.text_metrics import truncate_at_stop
@@ -52,7 +53,8 @@ def generate(
     is allocated once per batch for the prompt and `max_new_tokens` (`kv_cache`). share_prefix:
     the batch's common opening (a chat template's system turn) runs once, for one row, and sits
     before the padding (`shared_prefix`).
-    Generation stops at EOS or a stop string (rows that finish early are padded), and the
+    A row stops at EOS or a stop string and then leaves the batch (`decode`; models whose
+    generation config asks for more than argmax go through transformers' `generate`); the
     decoded text is cut at the first stop string. `desc` labels a progress bar.
     """
     stop = [s for s in (stop or []) if s]
@@ -62,7 +64,10 @@ def generate(
     order = sorted(range(len(inputs)), key=lambda i: len(encoded[i]))
     texts: list[str] = [""] * len(inputs)
     tokens = 0
-    extra = {"stop_strings": stop, "tokenizer": tokenizer} if stop else {}
+
+    def stopped(new_ids: list[int]) -> bool:
+        return any(s in tokenizer.decode(new_ids, skip_special_tokens=True) for s in stop)
+
     bar = progress(len(inputs), desc)
     for start in range(0, len(order), batch_size):
         rows = [encoded[i] for i in order[start : start + batch_size]]
@@ -75,24 +80,37 @@ def generate(
         with autocast_for(model, precision):
             if shared:
                 run_prefix(model, ids[:1, :shared], len(rows), cache)
-            out = model.generate(
-                input_ids=ids,
-                attention_mask=mask,
-                **({cache_argument(model): cache} if cache is not None else {}),
-                max_new_tokens=max_new_tokens,
-                do_sample=False,
-                num_beams=1,
-                temperature=None,
-                top_p=None,
-                top_k=None,
-                use_cache=True,
-                pad_token_id=tokenizer.pad_token_id,
-                **extra,
-            )
-        new = out[:, ids.shape[1] :]
-        tokens += int(mask.sum()) + int((new != tokenizer.pad_token_id).sum())
+            if cache is not None and plain_greedy(model):
+                new = greedy_decode(
+                    model, ids, mask, cache, max_new_tokens=max_new_tokens, stopped=stopped if stop else None
+                )
+            else:
+                out = hf_generate(model, tokenizer, ids, mask, cache, max_new_tokens, stop)
+                new = [[t for t in row if t != tokenizer.pad_token_id] for row in out.tolist()]
+        tokens += int(mask.sum()) + sum(len(t) for t in new)
         for i, row_ids in zip(order[start : start + batch_size], new):
             texts[i] = truncate_at_stop(tokenizer.decode(row_ids, skip_special_tokens=True), stop)
         bar.update(len(rows))
     bar.close()
     return Generations(texts=texts, tokens=tokens)
+
+
+def hf_generate(model, tokenizer, ids, mask, cache, max_new_tokens: int, stop: list[str]) -> torch.Tensor:
+    """transformers' greedy `generate` (for models `greedy_decode` does not take): new tokens
+    [B, max_new_tokens], rows that stopped early padded."""
+    extra = {"stop_strings": stop, "tokenizer": tokenizer} if stop else {}
+    out = model.generate(
+        input_ids=ids,
+        attention_mask=mask,
+        **({cache_argument(model): cache} if cache is not None else {}),
+        max_new_tokens=max_new_tokens,
+        do_sample=False,
+        num_beams=1,
+        temperature=None,
+        top_p=None,
+        top_k=None,
+        use_cache=True,
+        pad_token_id=tokenizer.pad_token_id,
+        **extra,
+    )
+    return out[:, ids.shape[1] :]

@@ -20,7 +20,8 @@ from transformers.cache_utils import DynamicLayer
 class PreallocatedLayer(DynamicLayer):
     """DynamicLayer's keys and values ([batch, heads, seq, head_dim]) in storage of `capacity`
     positions, reallocated only if a call outgrows it. For greedy generation: the layer cannot be
-    cropped or reordered (beam search, assisted decoding), only repeated (a shared prefix)."""
+    cropped or reordered (beam search, assisted decoding), only repeated (a shared prefix) or
+    cut to some rows (finished rows dropped)."""
 
     def __init__(self, capacity: int):
         super().__init__()
@@ -62,17 +63,22 @@ class PreallocatedLayer(DynamicLayer):
         raise NotImplementedError("PreallocatedLayer is for greedy generation; it cannot be cropped")
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:
-        raise NotImplementedError("PreallocatedLayer is for greedy generation; it cannot be reordered")
+        """Keep the rows `indices` (finished rows leave the batch, `decode`)."""
+        self._new_rows(lambda written: written.index_select(0, indices))
 
     def batch_repeat_interleave(self, repeats: int) -> None:
-        """Each row `repeats` times (a prefix run once for a batch, `shared_prefix`): new storage
-        of the same capacity, the positions written so far copied."""
+        """Each row `repeats` times (a prefix run once for a batch, `shared_prefix`)."""
+        self._new_rows(lambda written: written.repeat_interleave(repeats, dim=0))
+
+    def _new_rows(self, rows_of) -> None:
+        """New storage of the same capacity holding `rows_of` the positions written so far."""
         if not self.is_initialized:
             return
-        grown = [s.new_empty((s.shape[0] * repeats,) + s.shape[1:]) for s in self.stored]
-        for new, old in zip(grown, self.stored):
-            new[:, :, : self.length] = old[:, :, : self.length].repeat_interleave(repeats, dim=0)
-        self.stored = grown
+        capacity = self.stored[0].shape[-2]
+        written = [rows_of(s[:, :, : self.length]) for s in self.stored]
+        self.stored = [self._storage(w, capacity) for w in written]
+        for store, w in zip(self.stored, written):
+            store[:, :, : self.length] = w
         self.keys, self.values = (s[:, :, : self.length] for s in self.stored)
 
     def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
