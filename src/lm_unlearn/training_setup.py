@@ -31,6 +31,7 @@ from lm_unlearn.objectives.alternates import ensure_alternates
 from lm_unlearn.objectives.reference import reference_mode
 from lm_unlearn.precision import has_accelerator, resolve_precision
 from lm_unlearn.rundir import RunDir
+from lm_unlearn.swiglu import recompute_silu_in_mlps
 from lm_unlearn.tied_head import head_reads_bf16_copy
 from lm_unlearn.validation import split_for_validation
 
@@ -222,6 +223,7 @@ def prepare_model(
     for m in (model, reference_model):  # under autocast; a no-op without it
         if m is not None:
             cast_norm_outputs_once(m)
+    recompute_silu_in_mlps(model)  # the trained model only: the reference keeps no activations
     model.train()
     return model, reference_model, frozen_bf16
 
