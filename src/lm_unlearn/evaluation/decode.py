@@ -51,7 +51,7 @@ def greedy_decode(model, ids, mask, cache, *, max_new_tokens: int, stopped=None)
         out = model(
             input_ids=inputs, attention_mask=mask, position_ids=positions, **{argument: cache}, **keep
         )
-        picked = out.logits[:, -1].argmax(-1)
+        picked = out.logits[:, -1].float().argmax(-1)  # as generate does; a bf16 argmax is 4x slower
         for row, token in zip(rows, picked.tolist()):
             if row in done:
                 continue
