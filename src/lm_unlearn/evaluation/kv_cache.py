@@ -90,13 +90,18 @@ def preallocated_cache(model, positions: int) -> DynamicCache | None:
     None where the model's layers are not transformers' plain dynamic ones (generate then makes
     its own cache)."""
     config = getattr(model, "config", None)
-    if config is None or not getattr(model, "_supports_default_dynamic_cache", lambda: False)():
+    if config is None or not takes_dynamic_cache(model):
         return None
     cache = DynamicCache(config=config)
     if not getattr(cache, "layers", None):  # layers made lazily (no config) or another layout
         return None
     cache.layers = [PreallocatedLayer(positions) if type(x) is DynamicLayer else x for x in cache.layers]
     return cache
+
+
+def takes_dynamic_cache(model) -> bool:
+    """Whether `model`'s forward works with transformers' DynamicCache."""
+    return getattr(model, "_supports_default_dynamic_cache", lambda: False)()
 
 
 def cache_argument(model) -> str:

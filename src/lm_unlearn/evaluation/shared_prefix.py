@@ -11,10 +11,12 @@ gradients would flow into the one shared row.
 
 from __future__ import annotations
 
+import os
+
 import torch
 from transformers import DynamicCache
 
-from lm_unlearn.evaluation.kv_cache import cache_argument
+from lm_unlearn.evaluation.kv_cache import cache_argument, takes_dynamic_cache
 
 MIN_SHARED = 4  # tokens: a shorter opening saves less than the extra forward call costs
 
@@ -27,12 +29,7 @@ def common_length(ids: torch.Tensor, mask: torch.Tensor) -> int:
 
 def common_opening(rows: list[list[int]]) -> int:
     """How many leading tokens every row of token lists has in common."""
-    n = min(len(r) for r in rows)
-    first = rows[0]
-    for i in range(n):
-        if any(r[i] != first[i] for r in rows):
-            return i
-    return n
+    return len(os.path.commonprefix(rows))
 
 
 def after_prefix_padding(
@@ -54,8 +51,7 @@ def after_prefix_padding(
 
 def shareable(model, rows: int, length: int) -> int:
     """`length` if sharing a prefix that long pays off and the model's cache supports it, else 0."""
-    supports = getattr(model, "_supports_default_dynamic_cache", lambda: False)()
-    return length if rows > 1 and length >= MIN_SHARED and supports else 0
+    return length if rows > 1 and length >= MIN_SHARED and takes_dynamic_cache(model) else 0
 
 
 def run_prefix(model, prefix_ids: torch.Tensor, rows: int, cache=None):
